@@ -1,0 +1,59 @@
+"""Actors that turn received webhook requests into messages, and fetch new contacts' profiles."""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+
+from airy_actors import ingestion
+from airy_actors.broker import broker  # noqa: F401  (binds the actors below to the configured broker)
+from airy_actors.config import get_settings
+from airy_actors.graph import ErrorKind, GraphError, get_graph_client
+from airy_actors.models import Channel, Contact
+
+logger = logging.getLogger(__name__)
+
+
+@dramatiq.actor(queue_name="ingestion", max_retries=20, min_backoff=500, max_backoff=60_000, time_limit=60_000)
+def ingest_webhook_event(webhook_event_id: int) -> None:
+    """Applies one stored webhook request; enqueues profile fetches and deferred retries after the commit."""
+    result = ingestion.ingest_webhook_event(webhook_event_id, app_id=get_settings().facebook_app_id)
+    if result.already_processed:
+        return
+    for contact_id in result.contacts_created:
+        fetch_contact_profile.send(contact_id)
+    if result.deferred_event_id is not None:
+        ingest_webhook_event.send_with_options(args=(result.deferred_event_id,), delay=result.deferred_delay_ms)
+    logger.info(
+        "ingested webhook request",
+        extra={
+            "webhook_event_id": webhook_event_id,
+            "messages_created": result.messages_created,
+            "events_applied": result.events_applied,
+            "deferred": result.deferred_event_id is not None,
+        },
+    )
+
+
+@dramatiq.actor(queue_name="profiles", max_retries=5, min_backoff=1_000, max_backoff=60_000, time_limit=30_000)
+def fetch_contact_profile(contact_id: str) -> None:
+    """Fetches a contact's name and picture from the Graph API, once."""
+    contact = Contact.get_or_none(Contact.id == contact_id)
+    if contact is None or contact.profile_state != "pending":
+        return
+    channel = Channel.get_by_id(contact.channel_id)
+    if not channel.page_token:
+        ingestion.apply_profile(contact_id, None)
+        return
+    try:
+        profile = get_graph_client().profile(contact.source_contact_id, channel.page_token)
+    except GraphError as error:
+        if error.retryable:
+            raise
+        logger.info("contact profile unavailable", extra={"contact_id": contact_id, "kind": error.kind.value})
+        if error.kind is ErrorKind.TOKEN_INVALID:
+            Channel.update(token_valid=False).where(Channel.id == channel.id).execute()
+        ingestion.apply_profile(contact_id, None)
+        return
+    ingestion.apply_profile(contact_id, profile)

@@ -1,0 +1,161 @@
+"""The ``airy-actors`` command: ``serve`` (all in one), ``web`` and ``worker`` (the Procfile's processes)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from airy_actors.config import Settings, use_settings
+from airy_actors.embedded_redis import EmbeddedRedis, _die_with_parent
+from airy_actors.errors import ConfigError
+from airy_actors.logs import configure_logging
+
+logger = logging.getLogger("airy_actors.cli")
+
+WORKER_STOP_TIMEOUT_S = 30
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="airy-actors", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="the API and a worker together (a first run)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve.add_argument("--processes", type=int, default=1, help="worker processes")
+    serve.add_argument("--threads", type=int, default=16, help="threads per worker process")
+    web = commands.add_parser("web", help="the API under uvicorn, on $PORT")
+    web.add_argument("--host", default="0.0.0.0")
+    web.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    worker = commands.add_parser("worker", help="Dramatiq worker processes; run more to scale")
+    worker.add_argument("--processes", type=int, default=2)
+    worker.add_argument("--threads", type=int, default=16)
+    args = parser.parse_args(argv)
+    configure_logging()
+    try:
+        settings = Settings.from_environ()
+        if args.command == "serve":
+            return run_serve(settings, args.host, args.port, args.processes, args.threads)
+        if args.command == "web":
+            return run_web(settings, args.host, args.port)
+        return run_worker(settings, args.processes, args.threads)
+    except ConfigError as error:
+        print(f"airy-actors: configuration error: {error.message}", file=sys.stderr)
+        return 2
+
+
+def _with_redis(settings: Settings) -> tuple[Settings, EmbeddedRedis | None]:
+    """Starts (or joins) the embedded Redis when REDIS_URL is unset, and tells child processes its URL."""
+    if settings.redis_url is not None:
+        return settings, None
+    embedded = EmbeddedRedis(settings.data_dir)
+    url = embedded.ensure_running()
+    os.environ["REDIS_URL"] = url
+    return dataclasses.replace(settings, redis_url=url), embedded
+
+
+def _prepare(settings: Settings) -> None:
+    use_settings(settings)
+    from airy_actors.runtime import prepare_process
+
+    prepare_process(log=False)
+    settings.log_warnings()
+
+
+def _uvicorn(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from api.app import create_app
+
+    logger.info("serving the API", extra={"host": host, "port": port})
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10
+    )
+
+
+def run_serve(settings: Settings, host: str, port: int, processes: int, threads: int) -> int:
+    """Runs the API in this process and a Dramatiq worker as a child; stops both, and Redis, together."""
+    settings, embedded = _with_redis(settings)
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        _prepare(settings)
+        worker = _spawn_worker(processes, threads)
+        _uvicorn(settings, host, port)
+    finally:
+        if worker is not None:
+            _stop(worker)
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def run_web(settings: Settings, host: str, port: int) -> int:
+    settings, embedded = _with_redis(settings)
+    try:
+        _prepare(settings)
+        _uvicorn(settings, host, port)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def run_worker(settings: Settings, processes: int, threads: int) -> int:
+    settings, embedded = _with_redis(settings)
+    _prepare(settings)  # fail here, clearly, rather than in every forked worker
+    worker = _spawn_worker(processes, threads)
+    stopping = False
+
+    def forward(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        worker.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    try:
+        code = worker.wait()
+    finally:
+        _stop(worker)
+        if embedded is not None:
+            embedded.stop()
+    return 0 if stopping else code
+
+
+def _spawn_worker(processes: int, threads: int) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "workers",
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
+        "--skip-logging",
+        "--worker-shutdown-timeout",
+        "20000",
+    ]
+    logger.info("starting workers", extra={"processes": processes, "threads": threads})
+    return subprocess.Popen(command, env=os.environ.copy(), preexec_fn=_die_with_parent)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=WORKER_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            logger.warning("workers did not stop in time; killing them")
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=WORKER_STOP_TIMEOUT_S)
+    logger.info("workers stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The database: one Peewee proxy, bound at start-up to SQLite or PostgreSQL, and the schema."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from urllib.parse import urlparse
+
+import peewee
+from playhouse import db_url
+from playhouse.migrate import SchemaMigrator, migrate
+
+from airy_actors.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+database = peewee.DatabaseProxy()
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "normal",  # durable under WAL at every commit that reaches the log
+    "foreign_keys": 1,
+    "busy_timeout": 15_000,  # ms: web and worker processes share the file
+}
+
+
+def open_database(url: str, *, max_connections: int = 32) -> peewee.Database:
+    """Opens the database at ``url`` and binds the models' proxy to it.
+
+    Parameters:
+      url: a Peewee database URL, ``sqlite:///path`` or ``postgresql://user@host/name``.
+      max_connections: the PostgreSQL pool size of this process.
+
+    Returns:
+      The bound database.
+
+    Raises:
+      ConfigError: when the URL is of an unsupported kind.
+    """
+    scheme = urlparse(url).scheme
+    if scheme == "sqlite":
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=15)
+    elif scheme in ("postgresql", "postgres"):
+        db = db_url.connect(
+            url.replace(f"{scheme}://", "postgresql+pool://", 1),
+            max_connections=max_connections,
+            stale_timeout=300,
+            timeout=10,  # seconds to wait for a free pooled connection
+            connect_timeout=5,
+        )
+    else:
+        raise ConfigError(f"DATABASE_URL must be sqlite:/// or postgresql://, got scheme {scheme!r}")
+    database.initialize(db)
+    return db
+
+
+def all_models() -> list[type[peewee.Model]]:
+    """Every model of the product, in no particular order."""
+    from airy_actors import models
+
+    return list(models.MODELS)
+
+
+def create_schema() -> None:
+    """Creates missing tables and adds columns that newer code declares to existing ones.
+
+    Columns are only ever added, with the model's default, so an older database is migrated in place. The
+    caller holds the connection.
+    """
+    models = all_models()
+    database.create_tables(models, safe=True)
+    migrator = SchemaMigrator.from_database(database.obj)
+    for model in models:
+        table = model._meta.table_name
+        existing = {column.name for column in database.get_columns(table)}
+        missing = [field for field in model._meta.sorted_fields if field.column_name not in existing]
+        for field in missing:
+            logger.info("adding column", extra={"table": table, "column": field.column_name})
+            # A column added to rows that exist needs a default or must accept NULL.
+            field.null = True if field.default is None else field.null
+            migrate(migrator.add_column(table, field.column_name, field))
+
+
+def write_transaction() -> peewee._atomic:
+    """A transaction that will write.
+
+    On SQLite it takes the write lock at BEGIN, so that two processes never both read and then collide on
+    upgrading to a writer (which SQLite reports at once, bypassing its busy timeout).
+    """
+    if isinstance(database.obj, peewee.SqliteDatabase):
+        return database.atomic("IMMEDIATE")
+    return database.atomic()

@@ -1,0 +1,277 @@
+"""How a stored webhook request becomes conversations and messages.
+
+Plain synchronous code over the database; the ingestion actor only calls :func:`ingest_webhook_event`.
+Everything here is safe to run twice on the same request: messages are keyed by Facebook's ``mid``,
+reactions and receipts set values, edits are counted by ``num_edit``.
+
+Facebook does not order deliveries across requests, so a reaction, an edit or an echo can arrive before
+the message it refers to. Such events are *deferred*: stored again as a new :class:`WebhookEvent` of the
+next generation, in the same transaction, and tried again after a backoff.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from airy_actors.conversations import ensure_conversation, find_message, insert_message, save_metadata
+from airy_actors.db import write_transaction
+from airy_actors.facebook_events import (
+    IgnoredEvent,
+    InboundEvent,
+    InboundMessage,
+    MessageEdited,
+    ReactionChanged,
+    ReceiptWatermark,
+    parse_webhook_body,
+)
+from airy_actors.models import Channel, Conversation, Message, WebhookEvent, stable_id
+from airy_actors.timestamps import iso_ms, now_ms
+
+logger = logging.getLogger(__name__)
+
+DEFERRED_OBJECT = "airy.deferred"
+MAX_GENERATIONS = 10  # backoffs of 1 s doubling: about 17 minutes for a late message to arrive
+SWEEP_GRACE_MS = 30_000
+
+
+@dataclass
+class IngestionResult:
+    """What an ingestion did, for the actor to act on after the commit."""
+
+    messages_created: int = 0
+    events_applied: int = 0
+    contacts_created: list[str] = field(default_factory=list)
+    deferred_event_id: int | None = None
+    deferred_delay_ms: int = 0
+    already_processed: bool = False
+
+
+def store_webhook_request(body: bytes) -> tuple[int, bool]:
+    """Stores a verified webhook request durably.
+
+    Returns:
+      The row's id, and whether it is new (a request delivered twice is stored once).
+    """
+    digest = hashlib.sha256(body).hexdigest()
+    with write_transaction():
+        inserted = (
+            WebhookEvent.insert(body=body.decode("utf-8", errors="replace"), digest=digest)
+            .on_conflict_ignore()
+            .as_rowcount()
+            .execute()
+        )
+        row = WebhookEvent.select(WebhookEvent.id).where(WebhookEvent.digest == digest).get()
+    return row.id, inserted == 1
+
+
+def ingest_webhook_event(webhook_event_id: int, *, app_id: str | None) -> IngestionResult:
+    """Applies every event of one stored webhook request, in one transaction.
+
+    Parameters:
+      webhook_event_id: the :class:`WebhookEvent` row.
+      app_id: our Facebook app id, to tell our own echoes from other apps'.
+    """
+    result = IngestionResult()
+    with write_transaction():
+        row = WebhookEvent.get_or_none(WebhookEvent.id == webhook_event_id)
+        if row is None or row.processed_at is not None:
+            result.already_processed = True
+            return result
+        events = _decode(row.body)
+        channels = _ChannelCache()
+        deferred: list[InboundEvent] = []
+        for event in events:
+            channel = channels.get(_page_of(event))
+            if channel is None or isinstance(event, IgnoredEvent):
+                continue
+            if not _apply(event, channel, app_id, result):
+                deferred.append(event)
+        if deferred:
+            _defer(row, deferred, result)
+        WebhookEvent.update(processed_at=now_ms()).where(WebhookEvent.id == row.id).execute()
+    return result
+
+
+def _apply(event: InboundEvent, channel: Channel, app_id: str | None, result: IngestionResult) -> bool:
+    """Applies one event. Returns False when its target message is not stored yet."""
+    if isinstance(event, InboundMessage):
+        return _apply_message(event, channel, app_id, result)
+    if isinstance(event, ReceiptWatermark):
+        _apply_receipt(event, channel)
+        result.events_applied += 1
+        return True
+    target = find_message(channel, event.source_message_id)
+    if target is None:
+        return False
+    if isinstance(event, ReactionChanged):
+        _apply_reaction(event, target)
+    elif isinstance(event, MessageEdited):
+        _apply_edit(event, target)
+    result.events_applied += 1
+    return True
+
+
+def _apply_message(event: InboundMessage, channel: Channel, app_id: str | None, result: IngestionResult) -> bool:
+    if event.is_echo and app_id is not None and event.app_id == app_id:
+        # Our own send coming back: the send actor stores the mid; until it has, wait for it.
+        ours = find_message(channel, event.source_message_id)
+        if ours is None:
+            return False
+        if ours.delivery_state == "pending":
+            save_metadata(ours, ours.metadata, delivery_state="delivered")
+        result.events_applied += 1
+        return True
+    ref = ensure_conversation(channel, event.contact_id)
+    if ref.created:
+        result.contacts_created.append(ref.contact.id)
+    metadata = {"postback": event.postback} if event.postback is not None else {}
+    created = insert_message(
+        ref.conversation,
+        message_id=stable_id("message", channel.id, event.source_message_id),
+        source_message_id=event.source_message_id,
+        content=event.content,
+        from_contact=event.from_contact,
+        sender_id=event.sender_id,
+        sent_at=event.sent_at_ms,
+        delivery_state="delivered",
+        metadata=metadata,
+    )
+    result.messages_created += int(created)
+    result.events_applied += 1
+    return True
+
+
+def _apply_reaction(event: ReactionChanged, target: Message) -> None:
+    metadata = dict(target.metadata)
+    current = metadata.get("reaction")
+    sent_at = iso_ms(event.sent_at_ms)
+    if isinstance(current, dict) and str(current.get("sent_at", "")) > str(sent_at):
+        return  # a newer reaction is already shown; this one arrived late
+    if event.action == "react":
+        metadata["reaction"] = {"emoji": event.emoji, "sent_at": sent_at}
+    else:
+        metadata.pop("reaction", None)
+    if metadata != target.metadata:
+        save_metadata(target, metadata)
+
+
+def _apply_edit(event: MessageEdited, target: Message) -> None:
+    metadata = dict(target.metadata)
+    edits = list(metadata.get("edits") or [])
+    if event.num_edit <= len(edits):
+        return  # this edit, or a later one, is already applied
+    content = dict(target.content)
+    inner = dict(content.get("message") or {})
+    edits.append({"text": inner.get("text"), "edited_at": iso_ms(event.edited_at_ms)})
+    inner["text"] = event.text
+    content["message"] = inner
+    metadata["edits"] = edits
+    save_metadata(target, metadata, content=content)
+
+
+def _apply_receipt(event: ReceiptWatermark, channel: Channel) -> None:
+    conversation = Conversation.get_or_none(Conversation.id == stable_id("conversation", channel.id, event.contact_id))
+    if conversation is None:
+        return
+    key = "delivered_at" if event.kind == "delivered" else "read_at"
+    stamp = iso_ms(event.watermark_ms)
+    outbound = Message.select().where(
+        (Message.conversation == conversation.id)
+        & (Message.from_contact == False)  # noqa: E712
+        & ((Message.sent_at <= event.watermark_ms) | Message.source_message_id.in_(event.source_message_ids or ("",)))
+    )
+    for message in outbound:
+        if key not in message.metadata:
+            save_metadata(message, {**message.metadata, key: stamp})
+
+
+def _defer(row: WebhookEvent, events: list[InboundEvent], result: IngestionResult) -> None:
+    generation = row.generation + 1
+    if generation > MAX_GENERATIONS:
+        logger.warning(
+            "dropping events whose target never arrived", extra={"webhook_event_id": row.id, "count": len(events)}
+        )
+        return
+    body = json.dumps(
+        {"object": DEFERRED_OBJECT, "events": [{"type": type(e).__name__, **dataclasses.asdict(e)} for e in events]},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    delay_ms = 1000 * 2 ** (generation - 1)
+    digest = hashlib.sha256(f"{generation}:{body}".encode()).hexdigest()
+    WebhookEvent.insert(
+        body=body, digest=digest, generation=generation, next_attempt_at=now_ms() + delay_ms
+    ).on_conflict_ignore().execute()
+    result.deferred_event_id = WebhookEvent.get(WebhookEvent.digest == digest).id
+    result.deferred_delay_ms = delay_ms
+
+
+_DEFERRABLE = {cls.__name__: cls for cls in (InboundMessage, ReactionChanged, MessageEdited)}
+
+
+def _decode(body: str) -> list[InboundEvent]:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return []
+    if isinstance(document, dict) and document.get("object") == DEFERRED_OBJECT:
+        events: list[InboundEvent] = []
+        for item in document.get("events", []):
+            cls = _DEFERRABLE[item.pop("type")]
+            events.append(cls(**item))
+        return events
+    return parse_webhook_body(document)
+
+
+def _page_of(event: InboundEvent) -> str | None:
+    return event.page_id
+
+
+class _ChannelCache:
+    """Connected Facebook channels by page id, looked up once per request."""
+
+    def __init__(self) -> None:
+        self._by_page: dict[str | None, Channel | None] = {}
+
+    def get(self, page_id: str | None) -> Channel | None:
+        if page_id not in self._by_page:
+            self._by_page[page_id] = Channel.get_or_none(
+                (Channel.source == "facebook") & (Channel.source_channel_id == page_id) & (Channel.connected == True)  # noqa: E712
+            )
+        return self._by_page[page_id]
+
+
+def stale_webhook_events(limit: int = 500) -> list[int]:
+    """Rows that no actor finished and whose turn has passed: a crash, or a lost broker message."""
+    cutoff = now_ms() - SWEEP_GRACE_MS
+    query = (
+        WebhookEvent.select(WebhookEvent.id)
+        .where(WebhookEvent.processed_at.is_null() & (WebhookEvent.next_attempt_at < cutoff))
+        .order_by(WebhookEvent.id)
+        .limit(limit)
+    )
+    ids = [row.id for row in query]
+    if ids:
+        # Leave them alone for a while: under a backlog their first message may still be queued.
+        WebhookEvent.update(next_attempt_at=now_ms() + 2 * SWEEP_GRACE_MS).where(WebhookEvent.id.in_(ids)).execute()
+    return ids
+
+
+def apply_profile(contact_id: str, profile: dict[str, Any] | None) -> None:
+    """Stores a fetched profile, or that fetching it failed for good (``profile`` None)."""
+    from airy_actors.models import Contact
+
+    if profile is None:
+        Contact.update(profile_state="failed").where(Contact.id == contact_id).execute()
+        return
+    name = " ".join(str(part) for part in (profile.get("first_name"), profile.get("last_name")) if part)
+    Contact.update(
+        display_name=name or None,
+        avatar_url=profile.get("profile_pic"),
+        profile_state="fetched",
+    ).where(Contact.id == contact_id).execute()

@@ -1,0 +1,35 @@
+"""Messages, inbound and outbound."""
+
+from __future__ import annotations
+
+import peewee
+
+from airy_actors.models.base import BaseModel, JSONField
+from airy_actors.models.channels import Channel
+from airy_actors.models.conversations import Conversation
+from airy_actors.timestamps import now_ms
+
+DELIVERY_STATES = ("pending", "delivered", "failed")
+
+
+class Message(BaseModel):
+    id = peewee.CharField(primary_key=True, max_length=36)
+    conversation = peewee.ForeignKeyField(Conversation, backref="messages", on_delete="CASCADE")
+    channel = peewee.ForeignKeyField(Channel, on_delete="CASCADE")
+    # Facebook's mid; unique per channel so that a redelivered event finds its message.
+    source_message_id = peewee.CharField(max_length=255, null=True)
+    content = JSONField()
+    delivery_state = peewee.CharField(max_length=16, default="pending")
+    from_contact = peewee.BooleanField()
+    sender_id = peewee.CharField(max_length=64)
+    sent_at = peewee.BigIntegerField()
+    metadata = JSONField(default=dict)
+    created_at = peewee.BigIntegerField(default=now_ms)
+    updated_at = peewee.BigIntegerField(default=now_ms)
+
+    class Meta:
+        indexes = (
+            (("channel", "source_message_id"), True),
+            (("conversation", "sent_at", "id"), False),
+            (("delivery_state", "updated_at"), False),
+        )

@@ -1,0 +1,37 @@
+"""The Starlette application: routes, error handlers, auth."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from airy_actors.config import Settings, get_settings
+from api.auth import SystemTokenAuth
+from api.errors import EXCEPTION_HANDLERS
+from api.routes import conversations, health, webhook
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/facebook", webhook.verify, methods=["GET"]),
+        Route("/facebook", webhook.receive, methods=["POST"]),
+        Route("/health", health.health, methods=["GET"]),
+        Route("/conversations.list", conversations.conversations_list, methods=["POST"]),
+        Route("/conversations.info", conversations.conversations_info, methods=["POST"]),
+        Route("/conversations.read", conversations.conversations_read, methods=["POST"]),
+        Route("/messages.list", conversations.messages_list, methods=["POST"]),
+        Route("/messages.info", conversations.messages_info, methods=["POST"]),
+    ]
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Builds the app. The process must have been prepared (database open, broker built)."""
+    settings = settings or get_settings()
+    app = Starlette(
+        routes=routes(),
+        middleware=[Middleware(SystemTokenAuth, token=settings.system_token)],
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
+    app.state.settings = settings
+    return app

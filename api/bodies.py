@@ -1,0 +1,114 @@
+"""Reading request bodies: size limits, JSON, and typed fields whose errors name the field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+
+from airy_actors.errors import BadRequest, PayloadTooLarge
+
+MAX_BODY_BYTES = 1_048_576  # 1 MiB, exactly, is accepted
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The raw body, refusing more than ``limit`` bytes before reading them all.
+
+    Raises:
+      PayloadTooLarge: when the body (declared or actual) is over the limit.
+      BadRequest: when Content-Length is not a number.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadRequest("Content-Length must be a number")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"body is larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes) -> Any:
+    """Decodes a JSON body. Raises BadRequest naming the problem."""
+    if not raw.strip():
+        raise BadRequest("body is empty; a JSON object is expected")
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise BadRequest("body is not UTF-8") from None
+    except ValueError as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+
+
+class Body:
+    """A JSON object body with typed accessors.
+
+    Parameters:
+      data: the decoded body; anything but an object is refused.
+    """
+
+    def __init__(self, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise BadRequest("body must be a JSON object")
+        self.data = data
+
+    @classmethod
+    async def of(cls, request: Request) -> Body:
+        raw = await read_body(request)
+        return cls(parse_json(raw) if raw.strip() else {})
+
+    def string(self, name: str, *, max_length: int = 1024) -> str:
+        """A required, non-empty string field."""
+        value = self.optional_string(name, max_length=max_length)
+        if value is None:
+            raise BadRequest(f"{name} is required")
+        return value
+
+    def optional_string(self, name: str, *, max_length: int = 1024) -> str | None:
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise BadRequest(f"{name} must be a string")
+        if not value.strip():
+            raise BadRequest(f"{name} must not be empty")
+        if len(value) > max_length:
+            raise BadRequest(f"{name} must be at most {max_length} characters")
+        return value
+
+    def obj(self, name: str) -> dict[str, Any]:
+        """A required JSON object field."""
+        value = self.optional_obj(name)
+        if value is None:
+            raise BadRequest(f"{name} is required")
+        return value
+
+    def optional_obj(self, name: str) -> dict[str, Any] | None:
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise BadRequest(f"{name} must be an object")
+        return value
+
+    def optional_int(self, name: str) -> int | None:
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadRequest(f"{name} must be an integer")
+        return value
+
+    def optional_list(self, name: str) -> list[Any] | None:
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            raise BadRequest(f"{name} must be a list")
+        return value
