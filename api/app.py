@@ -9,7 +9,7 @@ from starlette.routing import Route
 from airy_actors.config import Settings, get_settings
 from api.auth import SystemTokenAuth
 from api.errors import EXCEPTION_HANDLERS
-from api.routes import conversations, health, webhook
+from api.routes import channels, conversations, health, sending, webhook, webhooks
 
 
 def routes() -> list[Route]:
@@ -22,6 +22,9 @@ def routes() -> list[Route]:
         Route("/conversations.read", conversations.conversations_read, methods=["POST"]),
         Route("/messages.list", conversations.messages_list, methods=["POST"]),
         Route("/messages.info", conversations.messages_info, methods=["POST"]),
+        *channels.ROUTES,
+        *sending.ROUTES,
+        *webhooks.ROUTES,
     ]
 
 

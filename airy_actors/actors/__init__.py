@@ -1,3 +1,3 @@
 """Every actor of the product. Importing this package declares them all on the broker."""
 
-from airy_actors.actors import ingestion, sweeper  # noqa: F401
+from airy_actors.actors import channels, ingestion, sending, sweeper, webhooks  # noqa: F401

@@ -1,0 +1,1 @@
+"""Actors: filled in by the channels work."""

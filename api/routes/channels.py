@@ -1,0 +1,5 @@
+"""Routes: filled in by the channels work."""
+
+from starlette.routing import Route
+
+ROUTES: list[Route] = []
