@@ -73,9 +73,17 @@ def _uvicorn(settings: Settings, host: str, port: int) -> None:
     from api.app import create_app
 
     logger.info("serving the API", extra={"host": host, "port": port})
+    # uvicorn re-raises the signal that stopped it once it has shut down, under the handler that was in place
+    # before it started: make that one ours, so that the caller's clean-up (workers, Redis) still runs.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, _stopping)
     uvicorn.run(
         create_app(settings), host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10
     )
+
+
+def _stopping(signum: int, frame: object) -> None:
+    logger.info("stopping", extra={"signal": signal.Signals(signum).name})
 
 
 def run_serve(settings: Settings, host: str, port: int, processes: int, threads: int) -> int:

@@ -39,9 +39,11 @@ def parse_json(raw: bytes) -> Any:
     if not raw.strip():
         raise BadRequest("body is empty; a JSON object is expected")
     try:
-        return json.loads(raw)
+        text = raw.decode("utf-8")  # RFC 8259: JSON between systems is UTF-8; json.loads would guess
     except UnicodeDecodeError:
         raise BadRequest("body is not UTF-8") from None
+    try:
+        return json.loads(text)
     except ValueError as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
 

@@ -1,0 +1,177 @@
+"""Facebook's webhook over real HTTP: verification, signatures, limits, and events becoming messages."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+import pytest
+
+from airy_actors.models import Channel, Message, WebhookEvent
+from tests.support import (
+    APP_SECRET,
+    WEBHOOK_SECRET,
+    entry,
+    postback,
+    reaction,
+    sign,
+    text_message,
+    wait_until,
+    webhook_body,
+)
+
+PAGE = "1001"
+
+
+@pytest.fixture
+def channel(db) -> Channel:
+    return Channel.create(source_channel_id=PAGE, name="Acme", page_token="PAGE-TOKEN")
+
+
+def post_webhook(api, body: bytes, headers: dict[str, str] | None = None):
+    return api.post("/facebook", content=body, headers=sign(body) if headers is None else headers)
+
+
+def test_verification_answers_the_challenge_when_the_token_matches(api):
+    answer = api.get(
+        "/facebook", params={"hub.mode": "subscribe", "hub.verify_token": WEBHOOK_SECRET, "hub.challenge": "1158201444"}
+    )
+    assert answer.status_code == 200
+    assert answer.text == "1158201444"
+    assert answer.headers["content-type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"},
+        {"hub.mode": "subscribe", "hub.challenge": "1"},
+        {"hub.mode": "unsubscribe", "hub.verify_token": WEBHOOK_SECRET, "hub.challenge": "1"},
+    ],
+)
+def test_verification_with_a_wrong_or_missing_token_is_forbidden(api, params):
+    answer = api.get("/facebook", params=params)
+    assert answer.status_code == 403
+    assert "verify_token" in answer.json()["message"]
+
+
+def test_signed_batch_becomes_conversations_and_messages(api, worker, channel):
+    # Given a batch of two contacts' events, When Facebook posts it, Then the API shows them
+    body = webhook_body(
+        entry(
+            PAGE,
+            text_message(PAGE, "2001", "m_1", "hello", timestamp=1_700_000_000_000),
+            postback(PAGE, "2002", "m_2", "GET_STARTED", "Get started", timestamp=1_700_000_001_000),
+            text_message(PAGE, "2001", "m_3", "anyone?", timestamp=1_700_000_002_000),
+        )
+    )
+    answer = post_webhook(api, body)
+    assert answer.status_code == 200
+
+    listing = wait_until(lambda: _conversations_with(api, total=2), message="conversations did not appear")
+    first, second = listing["data"]
+    assert first["contact"]["display_name"] and first["last_message"]["content"]["message"]["text"] == "anyone?"
+    assert first["unread_message_count"] == 2 and second["unread_message_count"] == 1
+    assert first["channel"]["source_channel_id"] == PAGE
+    messages = api.post("/messages.list", json={"conversation_id": first["id"]}).json()
+    assert [m["content"]["message"]["mid"] for m in messages["data"]] == ["m_3", "m_1"]
+    newest = messages["data"][0]
+    assert newest["from_contact"] is True and newest["delivery_state"] == "delivered"
+    assert newest["sender"] == {"id": "2001"} and newest["source"] == "facebook"
+    assert newest["sent_at"] == "2023-11-14T22:13:22.000Z"
+
+
+def test_posting_the_same_batch_again_changes_nothing(api, worker, channel):
+    body = webhook_body(entry(PAGE, text_message(PAGE, "2001", "m_1", "hello")))
+    assert post_webhook(api, body).status_code == 200
+    wait_until(lambda: Message.select().count() == 1)
+    before = api.post("/conversations.list", json={}).json()
+
+    assert post_webhook(api, body).status_code == 200
+    # A different request carrying the same event again, as Facebook's redelivery does
+    again = webhook_body(entry(PAGE, text_message(PAGE, "2001", "m_1", "hello"), reaction(PAGE, "2001", "m_1")))
+    assert post_webhook(api, again).status_code == 200
+    wait_until(lambda: "reaction" in Message.get().metadata, message="the second request was not processed")
+    after = api.post("/conversations.list", json={}).json()
+    assert Message.select().count() == 1
+    assert after["data"][0]["unread_message_count"] == before["data"][0]["unread_message_count"] == 1
+
+
+def test_forged_signature_is_refused_and_nothing_is_stored(api, channel):
+    body = webhook_body(entry(PAGE, text_message(PAGE, "2001", "m_1", "hello")))
+    forged = hmac.new(b"not-the-secret", body, hashlib.sha256).hexdigest()
+    for headers in (
+        {"X-Hub-Signature-256": f"sha256={forged}"},
+        {},
+        {"X-Hub-Signature-256": "sha256="},
+        {"X-Hub-Signature": "sha1=" + hmac.new(b"nope", body, hashlib.sha1).hexdigest()},
+    ):
+        answer = post_webhook(api, body, headers)
+        assert answer.status_code == 403, headers
+        assert "signature" in answer.json()["message"].lower()
+    assert WebhookEvent.select().count() == 0
+
+
+def test_a_body_altered_after_signing_is_refused(api, channel):
+    body = webhook_body(entry(PAGE, text_message(PAGE, "2001", "m_1", "hello")))
+    headers = sign(body)
+    assert post_webhook(api, body.replace(b"hello", b"HELLO"), headers).status_code == 403
+
+
+def test_sha1_signature_is_accepted_when_it_is_the_only_one(api, worker, channel):
+    body = webhook_body(entry(PAGE, text_message(PAGE, "2001", "m_1", "hello")))
+    digest = hmac.new(APP_SECRET.encode(), body, hashlib.sha1).hexdigest()
+    assert post_webhook(api, body, {"X-Hub-Signature": f"sha1={digest}"}).status_code == 200
+    wait_until(lambda: Message.select().count() == 1)
+
+
+def test_signed_body_that_is_not_json_is_a_bad_request(api):
+    for body in (b"not json", b"[1, 2]", b""):
+        answer = post_webhook(api, body)
+        assert answer.status_code == 400, body
+        assert "json" in answer.json()["message"].lower()
+    assert WebhookEvent.select().count() == 0
+
+
+def test_body_over_one_mebibyte_is_refused_and_exactly_one_is_accepted(api):
+    prefix = json.dumps({"object": "page", "entry": []}).encode()
+    exactly = prefix[:-1] + b" " * (1_048_576 - len(prefix)) + b"}"
+    assert len(exactly) == 1_048_576
+    assert post_webhook(api, exactly).status_code == 200
+    over = exactly[:-1] + b" }"
+    answer = post_webhook(api, over)
+    assert answer.status_code == 413 and "bytes" in answer.json()["message"]
+    assert WebhookEvent.select().count() == 1
+
+
+def test_webhook_answers_503_naming_the_missing_variables_when_unconfigured(serve_app):
+    with serve_app(facebook_app_secret=None, facebook_webhook_secret=None) as client:
+        posted = client.post("/facebook", content=b"{}", headers=sign(b"{}"))
+        verified = client.get("/facebook", params={"hub.mode": "subscribe", "hub.verify_token": "x"})
+    assert posted.status_code == 503 and "FACEBOOK_APP_SECRET" in posted.json()["message"]
+    assert verified.status_code == 503 and "FACEBOOK_WEBHOOK_SECRET" in verified.json()["message"]
+
+
+def test_a_stored_request_is_processed_even_if_it_was_never_enqueued(db, broker, worker, channel):
+    # Given a request stored by a web process that crashed before enqueuing it
+    from airy_actors.actors.sweeper import run_sweeps
+    from airy_actors.ingestion import store_webhook_request
+
+    store_webhook_request(webhook_body(entry(PAGE, text_message(PAGE, "2001", "m_1", "hello"))))
+    WebhookEvent.update(next_attempt_at=0).execute()
+    # When the sweeper runs, Then the message appears
+    assert run_sweeps()["sweep_webhook_events"] == 1
+    wait_until(lambda: Message.select().count() == 1, message="the swept request was not ingested")
+
+
+def test_health_is_ok_when_database_and_broker_answer(api):
+    answer = api.get("/health")
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+
+
+def _conversations_with(api, total: int):
+    listing = api.post("/conversations.list", json={}).json()
+    ready = listing["response_metadata"]["total"] == total and all(c["last_message"] for c in listing["data"])
+    return listing if ready else None

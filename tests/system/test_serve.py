@@ -1,0 +1,104 @@
+"""The README's run command on a fresh directory: no configuration, embedded Redis, SQLite, clean shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import wait_until
+
+AIRY = str(Path(sys.executable).parent / "airy-actors")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def bare_environment() -> dict[str, str]:
+    """The environment of a first run: nothing of ours set."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("FACEBOOK_", "AIRY_", "REDIS_URL", "DATABASE_URL"))
+    }
+
+
+def session_processes(session_id: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == session_id and fields[0] != "Z":
+                pids.append(int(entry.name))
+    return pids
+
+
+def health(port: int) -> httpx.Response | None:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+    except httpx.HTTPError:
+        return None
+
+
+@pytest.fixture
+def first_run(tmp_path: Path):
+    port = free_port()
+    process = subprocess.Popen(
+        [AIRY, "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=bare_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    yield process, port
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def test_serve_starts_with_no_configuration_and_stops_everything_it_started(first_run, tmp_path):
+    process, port = first_run
+    answer = wait_until(lambda: health(port), timeout=30, message="airy-actors serve did not answer /health")
+    assert answer.status_code == 200 and answer.json()["status"] == "ok"
+    assert (tmp_path / ".airy" / "airy.db").exists() and (tmp_path / ".airy" / "redis.sock").exists()
+    # The Facebook endpoints say what is missing
+    refused = httpx.get(f"http://127.0.0.1:{port}/facebook", params={"hub.verify_token": "x"}, timeout=5)
+    assert refused.status_code == 503 and "FACEBOOK_WEBHOOK_SECRET" in refused.json()["message"]
+    assert len(session_processes(process.pid)) >= 3  # the API, the worker processes, Redis
+
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=60)[0].decode()
+    assert process.returncode == 0, output
+    wait_until(lambda: not session_processes(process.pid), timeout=10, message="orphan processes remained")
+    assert "Traceback" not in output
+
+
+def test_malformed_configuration_is_a_clear_error_at_start_up(tmp_path):
+    env = {**bare_environment(), "AIRY_SYNC_TIMEOUT_MS": "ten seconds"}
+    result = subprocess.run([AIRY, "serve"], cwd=tmp_path, env=env, capture_output=True, timeout=60)
+    assert result.returncode == 2
+    assert b"AIRY_SYNC_TIMEOUT_MS" in result.stderr and b"Traceback" not in result.stderr
+
+
+def test_unreachable_database_is_a_clear_error_at_start_up(tmp_path):
+    env = {
+        **bare_environment(),
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+    }
+    result = subprocess.run([AIRY, "web"], cwd=tmp_path, env=env, capture_output=True, timeout=60)
+    assert result.returncode == 2
+    assert b"DATABASE_URL" in result.stderr and b"Traceback" not in result.stderr
