@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from airy_actors import outbox
+from airy_actors.db import write_transaction
 from airy_actors.errors import NotFound
 from airy_actors.models import Channel, Contact, Conversation, Message
 from airy_actors.pagination import paginate
@@ -54,9 +56,19 @@ def conversation_info(conversation_id: str) -> dict[str, Any]:
 
 
 def mark_conversation_read(conversation_id: str) -> None:
-    """Resets the unread count; the contact's next message counts from one again."""
-    get_conversation(conversation_id)
-    Conversation.update(unread_message_count=0).where(Conversation.id == conversation_id).execute()
+    """Resets the unread count; the contact's next message counts from one again.
+
+    When the count changes, records ``conversation.updated`` in the outbox in the same transaction.
+    """
+    with write_transaction():
+        conversation = get_conversation(conversation_id)
+        changed = (
+            Conversation.update(unread_message_count=0)
+            .where((Conversation.id == conversation_id) & (Conversation.unread_message_count != 0))
+            .execute()
+        )
+        if changed:
+            outbox.conversation_updated(conversation)
 
 
 def list_messages(conversation_id: str, *, cursor: str | None, page_size: int) -> dict[str, Any]:

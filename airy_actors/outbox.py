@@ -1,0 +1,137 @@
+"""The outbox: every change an integrator may hear of, written in the transaction that makes the change.
+
+A write path calls one of :func:`message_created`, :func:`message_updated`, :func:`conversation_updated` or
+:func:`channel_updated` inside its transaction, after its own writes. The call inserts an :class:`OutboxEvent`
+whose payload is the API representation at that moment, so an event exists exactly when its change committed:
+a rollback takes the event with it. After the commit, a drain is enqueued (peewee's ``after_commit``); the
+drain actor also runs every second, so an event whose enqueue was lost still leaves within about a second.
+
+When nobody subscribed to an event type, nothing is written. Which types have subscribers is cached per
+process for :data:`SUBSCRIPTIONS_CACHE_MS`; ``/webhooks.subscribe`` waits that long before it answers, so
+every change written after a subscription was answered reaches it. Changes whose transaction was already
+running when the subscription was created may or may not reach it; changes written before it never do (the
+subscription remembers the newest outbox id of its creation, see ``integrations.subscribe``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import peewee
+
+from airy_actors.db import database
+from airy_actors.models import Channel, Contact, Conversation, Message
+from airy_actors.models.integrations import EVENT_TYPES, OutboxEvent, WebhookSubscription
+from airy_actors.representations import channel_json, conversation_json, message_json
+from airy_actors.timestamps import now_ms
+
+logger = logging.getLogger(__name__)
+
+SUBSCRIPTIONS_CACHE_MS = 500
+
+_lock = threading.Lock()
+_cached: tuple[float, frozenset[str]] | None = None  # (monotonic expiry, subscribed event types)
+_generation = 0
+
+
+def message_created(message: Message) -> None:
+    """Records that ``message`` was stored. Call it inside the transaction that inserted it."""
+    _write("message.created", message.conversation_id, lambda: _message_payload(message))
+
+
+def message_updated(message: Message) -> None:
+    """Records ``message``'s new state (delivery state, reaction, edit, receipt), inside the updating transaction."""
+    _write("message.updated", message.conversation_id, lambda: _message_payload(message))
+
+
+def conversation_updated(conversation: Conversation) -> None:
+    """Records ``conversation``'s new state (unread count, contact profile), inside the updating transaction.
+
+    The row is read again, locked on PostgreSQL, so that the payload is the committed state and the event is
+    ordered after any concurrent write to the same conversation.
+    """
+    _write("conversation.updated", conversation.id, lambda: _conversation_payload(conversation.id))
+
+
+def channel_updated(channel: Channel) -> None:
+    """Records ``channel``'s new state (connected, name, token health), inside the transaction that saved it."""
+    _write("channel.updated", channel.id, lambda: channel_json(channel))
+
+
+def kick() -> None:
+    """Asks for a drain of the outbox now. Never raises: the periodic drain is the safety net.
+
+    Write paths need not call it: every transaction that wrote an outbox row calls it after its commit.
+    """
+    from airy_actors.actors.webhooks import drain_outbox
+
+    try:
+        drain_outbox.send()
+    except Exception as exc:  # the change is committed; failing its caller now would only mislead it
+        logger.warning("could not enqueue the outbox drain", extra={"error": type(exc).__name__})
+
+
+def subscribed_event_types() -> frozenset[str]:
+    """The event types that at least one subscription wants, cached for :data:`SUBSCRIPTIONS_CACHE_MS`."""
+    global _cached
+    cached = _cached
+    started = time.monotonic()
+    if cached is not None and cached[0] > started:
+        return cached[1]
+    generation = _generation
+    types: set[str] = set()
+    for (events,) in WebhookSubscription.select(WebhookSubscription.events).tuples():
+        types.update(EVENT_TYPES if events is None else events)
+    result = frozenset(types)
+    with _lock:
+        if generation == _generation:  # a forget() meanwhile means this answer may be stale already
+            _cached = (started + SUBSCRIPTIONS_CACHE_MS / 1000, result)
+    return result
+
+
+def forget_subscriptions() -> None:
+    """Drops this process's cached subscribed types (after a subscription changed here)."""
+    global _cached, _generation
+    with _lock:
+        _generation += 1
+        _cached = None
+
+
+def _write(event_type: str, ordering_key: str, render: Callable[[], dict[str, Any]]) -> None:
+    if event_type not in subscribed_event_types():
+        return
+    if not database.in_transaction():
+        # Two separate commits could keep the change and lose the event: say so loudly, but keep the event.
+        logger.error("outbox event written outside a transaction", extra={"type": event_type})
+    OutboxEvent.insert(type=event_type, ordering_key=ordering_key, payload=render(), timestamp=now_ms()).execute()
+    _kick_after_commit()
+
+
+def _kick_after_commit() -> None:
+    # One drain per transaction, however many events it wrote; peewee offers no public way to ask whether a
+    # callback is registered, so look at its per-connection list.
+    if kick not in database.obj._state.commit_callbacks:
+        database.after_commit(kick)
+
+
+def _message_payload(message: Message) -> dict[str, Any]:
+    return {
+        "conversation_id": message.conversation_id,
+        "channel_id": message.channel_id,
+        "message": message_json(message),
+    }
+
+
+def _conversation_payload(conversation_id: str) -> dict[str, Any]:
+    query = Conversation.select().where(Conversation.id == conversation_id)
+    if isinstance(database.obj, peewee.PostgresqlDatabase):
+        query = query.for_update()
+    conversation = query.get()
+    channel = Channel.get_by_id(conversation.channel_id)
+    contact = Contact.get_by_id(conversation.contact_id)
+    last = Message.get_or_none(Message.id == conversation.last_message_id) if conversation.last_message_id else None
+    return conversation_json(conversation, channel, contact, last)
