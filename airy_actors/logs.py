@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "taskName"}
 _SECRET_WORDS = ("token", "secret", "password", "authorization")
+# Their DEBUG/INFO lines carry secrets: httpx logs URLs (with access_token), peewee logs SQL parameters.
+QUIET_LOGGERS = ("httpx", "httpcore", "peewee")
 
 
 class JsonFormatter(logging.Formatter):
@@ -41,5 +43,5 @@ def configure_logging(level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel((level or os.environ.get("AIRY_LOG_LEVEL") or "INFO").upper())
-    for noisy in ("httpx", "httpcore"):
+    for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -78,6 +78,8 @@ class Body:
             return None
         if not isinstance(value, str):
             raise BadRequest(f"{name} must be a string")
+        if "\x00" in value:  # PostgreSQL text cannot hold NUL
+            raise BadRequest(f"{name} must not contain NUL characters")
         if not value.strip():
             raise BadRequest(f"{name} must not be empty")
         if len(value) > max_length:
