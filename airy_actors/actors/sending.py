@@ -1,1 +1,69 @@
-"""Actors: filled in by the sending work."""
+"""The actor that delivers outbound messages through the Send API, and its sweep.
+
+The actor is a shell over :func:`airy_actors.sending.deliver`, which keeps the retry count and the
+exactly-once bookkeeping in the database. Graph errors never reach Dramatiq's retries: a retry is a new
+message enqueued with a delay. Dramatiq retries only what went wrong around the send (the database, Redis);
+on the last of those the message is failed rather than left pending.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage
+
+from airy_actors import sending
+from airy_actors.actors.sweeper import register_sweep
+from airy_actors.broker import broker  # noqa: F401  (binds the actors below to the configured broker)
+from airy_actors.graph import get_graph_client
+from airy_actors.throttling import PageThrottle
+
+logger = logging.getLogger(__name__)
+
+MAX_RETRIES = 10
+
+_throttle: PageThrottle | None = None
+
+
+def get_throttle() -> PageThrottle:
+    """This process's per-page throttle, on the broker's Redis."""
+    global _throttle
+    if _throttle is None:
+        _throttle = PageThrottle(broker.client, broker.namespace)
+    return _throttle
+
+
+@dramatiq.actor(
+    queue_name="sending", max_retries=MAX_RETRIES, min_backoff=1_000, max_backoff=60_000, time_limit=120_000
+)
+def deliver_message(message_id: str) -> None:
+    """Sends one outbound message to Facebook, or settles it; runs again later when it must."""
+    try:
+        again_in_ms = sending.deliver(message_id, graph=get_graph_client(), throttle=get_throttle())
+    except Exception as exc:
+        if _is_last_try():
+            logger.exception("giving up on a send", extra={"message_id": message_id})
+            reason = f"the message could not be sent: internal error ({type(exc).__name__})"
+            try:
+                sending.record_failed(message_id, reason)
+            except Exception:  # the database itself is down: the sweeper will bring the message back
+                logger.warning("could not mark a send failed", extra={"message_id": message_id}, exc_info=True)
+        raise
+    if again_in_ms is not None:
+        deliver_message.send_with_options(args=(message_id,), delay=again_in_ms)
+
+
+def _is_last_try() -> bool:
+    message = CurrentMessage.get_current_message()
+    if message is None:
+        return False
+    return message.options.get("retries", 0) >= message.options.get("max_retries", MAX_RETRIES)
+
+
+@register_sweep
+def sweep_sends() -> int:
+    ids = sending.stale_sends()
+    for message_id in ids:
+        deliver_message.send(message_id)
+    return len(ids)

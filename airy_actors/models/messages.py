@@ -26,6 +26,16 @@ class Message(BaseModel):
     metadata = JSONField(default=dict)
     created_at = peewee.BigIntegerField(default=now_ms)
     updated_at = peewee.BigIntegerField(default=now_ms)
+    # Outbound messages only (see airy_actors.sending): how to send them, and the bookkeeping that keeps a send
+    # exactly-once across crashes. No API representation shows these columns.
+    messaging_type = peewee.CharField(max_length=32, null=True)
+    message_tag = peewee.CharField(max_length=64, null=True)
+    # None or "queued" (waiting for an attempt), "in_flight" (handed to Facebook, answer not recorded yet),
+    # "done", or "unconfirmed" (failed, though Facebook may have it: its echo can still make it delivered).
+    send_state = peewee.CharField(max_length=16, null=True)
+    send_attempts = peewee.IntegerField(null=True)
+    send_attempt_at = peewee.BigIntegerField(null=True)  # ms: when the attempt in flight started
+    send_due_at = peewee.BigIntegerField(null=True)  # ms: when the sweeper may consider the send stale
 
     class Meta:
         indexes = (

@@ -1,0 +1,98 @@
+"""Per-page throttling of the Send API, below Facebook's limits, shared by every worker through Redis.
+
+Facebook allows a page 300 Send API calls a second for text (and other messages), and 10 a second for audio
+and video attachments. The limits are kept with Dramatiq's :class:`BucketRateLimiter` on Redis: ``limit``
+sends per bucket of ``bucket_ms``. Buckets are cheap but fixed, so any sliding second overlaps
+``1000 / bucket_ms + 1`` of them; the rates below keep even that worst case under Facebook's limit:
+
+* text: 25 per 100 ms, 250/s sustained, at most 275 in any second (Facebook: 300);
+* audio and video: 1 per 200 ms, 5/s sustained, at most 6 in any second (Facebook: 10), and each also
+  takes a text slot, since it is a Send API call too.
+
+The margins absorb the jitter between taking a slot and Facebook receiving the call (the network, a busy
+worker): Facebook counts arrivals, not our intentions.
+
+A send that finds the bucket full waits for the next one, a bounded time; a burst is so smoothed rather
+than refused. Past the bound the caller re-enqueues the send (see airy_actors.sending), which costs no retry.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from dramatiq.rate_limits import BucketRateLimiter
+from dramatiq.rate_limits.backends import RedisBackend
+
+MEDIA_TYPES = frozenset({"audio", "video"})
+
+
+@dataclass(frozen=True)
+class Rate:
+    """At most ``limit`` sends in each bucket of ``bucket_ms`` milliseconds."""
+
+    limit: int
+    bucket_ms: int
+
+    @property
+    def worst_second(self) -> int:
+        """The most sends any sliding second can see under this rate."""
+        return self.limit * (-(-1000 // self.bucket_ms) + 1)
+
+
+TEXT_RATE = Rate(limit=25, bucket_ms=100)
+MEDIA_RATE = Rate(limit=1, bucket_ms=200)
+MAX_WAIT_MS = 2_000  # how long a send waits in its thread for a slot before it is re-enqueued
+
+
+def is_media(message: dict[str, Any]) -> bool:
+    """Whether a Send API ``message`` is an audio or video attachment (Facebook's 10/s limit)."""
+    attachment = message.get("attachment")
+    return isinstance(attachment, dict) and attachment.get("type") in MEDIA_TYPES
+
+
+class PageThrottle:
+    """Slots for Send API calls, per page, counted in Redis.
+
+    Parameters:
+      client: the Redis client (the broker's).
+      namespace: prefixes the keys (the broker's namespace), so that deployments sharing a Redis don't mix.
+    """
+
+    def __init__(self, client: redis.Redis, namespace: str) -> None:
+        self.backend = RedisBackend(client=client)
+        self.namespace = namespace
+
+    def acquire(self, page_id: str, *, media: bool, max_wait_ms: int | None = None) -> bool:
+        """Takes a slot for one send by ``page_id``, waiting for one up to ``max_wait_ms``.
+
+        Returns:
+          Whether the slot was taken; when False the caller must not send now.
+        """
+        wait_ms = MAX_WAIT_MS if max_wait_ms is None else max_wait_ms
+        deadline = time.monotonic() + wait_ms / 1000
+        # The scarcer slot first: a text slot taken for a video that then finds no media slot would be wasted.
+        rates = [("media", MEDIA_RATE), ("text", TEXT_RATE)] if media else [("text", TEXT_RATE)]
+        for kind, rate in rates:
+            limiter = BucketRateLimiter(
+                self.backend, f"{self.namespace}:throttle:{page_id}:{kind}", limit=rate.limit, bucket=rate.bucket_ms
+            )
+            if not _wait_for_slot(limiter, rate, deadline):
+                return False
+        return True
+
+
+def _wait_for_slot(limiter: BucketRateLimiter, rate: Rate, deadline: float) -> bool:
+    while True:
+        with limiter.acquire(raise_on_failure=False) as acquired:
+            if acquired:
+                return True
+        now_ms = time.time() * 1000
+        # Sleep into the next bucket, spread a little, so that the waiters don't all knock at its first instant.
+        pause_s = (rate.bucket_ms - now_ms % rate.bucket_ms + random.uniform(0, rate.bucket_ms / 4)) / 1000
+        if time.monotonic() + pause_s > deadline:
+            return False
+        time.sleep(pause_s)
