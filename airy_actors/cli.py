@@ -67,6 +67,11 @@ def _prepare(settings: Settings) -> None:
     settings.log_warnings()
 
 
+def uvicorn_options() -> dict[str, object]:
+    """How the API is served, apart from host and port (bench/webhook_acceptance.py serves its ceiling so)."""
+    return {"log_config": None, "access_log": False, "timeout_graceful_shutdown": 10}
+
+
 def _uvicorn(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
@@ -77,9 +82,7 @@ def _uvicorn(settings: Settings, host: str, port: int) -> None:
     # before it started: make that one ours, so that the caller's clean-up (workers, Redis) still runs.
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop_signal, _stopping)
-    uvicorn.run(
-        create_app(settings), host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10
-    )
+    uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options())
 
 
 def _stopping(signum: int, frame: object) -> None:

@@ -16,11 +16,15 @@ from airy_actors.timestamps import now_ms
 
 @dataclass
 class ConversationRef:
-    """A conversation together with its contact, and whether this call created them."""
+    """A conversation, and whether this call created it and its contact."""
 
     conversation: Conversation
-    contact: Contact
     created: bool
+
+    @property
+    def contact(self) -> Contact:
+        """The conversation's contact, read on first use (ingesting a known contact's message needs none)."""
+        return self.conversation.contact
 
 
 def ensure_conversation(channel: Channel, psid: str) -> ConversationRef:
@@ -30,10 +34,10 @@ def ensure_conversation(channel: Channel, psid: str) -> ConversationRef:
     """
     contact_id = stable_id("contact", channel.id, psid)
     conversation_id = stable_id("conversation", channel.id, psid)
-    # Most messages come from known contacts: one query finds both.
-    known = Conversation.select(Conversation, Contact).join(Contact).where(Conversation.id == conversation_id).first()
+    # Most messages come from known contacts: one query.
+    known = Conversation.get_or_none(Conversation.id == conversation_id)
     if known is not None:
-        return ConversationRef(known, known.contact, False)
+        return ConversationRef(known, False)
     created = (
         Contact.insert(id=contact_id, channel=channel.id, source_contact_id=psid)
         .on_conflict_ignore()
@@ -43,9 +47,7 @@ def ensure_conversation(channel: Channel, psid: str) -> ConversationRef:
     )
     if created:
         Conversation.insert(id=conversation_id, channel=channel.id, contact=contact_id).on_conflict_ignore().execute()
-    contact = Contact.get_by_id(contact_id)
-    conversation = Conversation.get_by_id(conversation_id)
-    return ConversationRef(conversation, contact, created)
+    return ConversationRef(Conversation.get_by_id(conversation_id), created)
 
 
 def insert_message(

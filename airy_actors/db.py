@@ -84,6 +84,13 @@ def create_schema() -> None:
             migrate(migrator.add_column(table, field.column_name, field))
 
 
+def supports_returning() -> bool:
+    """Whether the bound database answers ``INSERT ... RETURNING`` (PostgreSQL; SQLite from 3.35 on)."""
+    if isinstance(database.obj, peewee.SqliteDatabase):
+        return peewee.__sqlite_version__ >= (3, 35, 0)
+    return True
+
+
 def write_transaction() -> peewee._atomic:
     """A transaction that will write.
 

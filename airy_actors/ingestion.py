@@ -18,8 +18,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from airy_actors import outbox
 from airy_actors.conversations import ensure_conversation, find_message, insert_message, save_metadata
-from airy_actors.db import write_transaction
+from airy_actors.db import supports_returning, write_transaction
 from airy_actors.facebook_events import (
     IgnoredEvent,
     InboundEvent,
@@ -30,6 +31,7 @@ from airy_actors.facebook_events import (
     parse_webhook_body,
 )
 from airy_actors.models import Channel, Conversation, Message, WebhookEvent, stable_id
+from airy_actors.sending import claim_echo
 from airy_actors.timestamps import iso_ms, now_ms
 
 logger = logging.getLogger(__name__)
@@ -57,16 +59,43 @@ def store_webhook_request(body: bytes) -> tuple[int, bool]:
     Returns:
       The row's id, and whether it is new (a request delivered twice is stored once).
     """
-    digest = hashlib.sha256(body).hexdigest()
-    with write_transaction():
-        inserted = (
-            WebhookEvent.insert(body=body.decode("utf-8", errors="replace"), digest=digest)
-            .on_conflict_ignore()
-            .as_rowcount()
-            .execute()
+    return store_webhook_requests([body])[0]
+
+
+def store_webhook_requests(bodies: list[bytes]) -> list[tuple[int, bool]]:
+    """Stores verified webhook requests durably, in one statement committed on its own (where RETURNING works).
+
+    Returns:
+      For each body, in order, its row's id and whether this call stored it (a request delivered twice,
+      even within ``bodies``, is stored once).
+    """
+    digests = [hashlib.sha256(body).hexdigest() for body in bodies]
+    texts = [body.decode("utf-8", errors="replace") for body in bodies]
+    rows = [{"body": text, "digest": digest} for text, digest in zip(texts, digests, strict=True)]
+    if supports_returning():
+        # The webhook's hot path: one round trip to the database for a whole batch of requests.
+        insert = WebhookEvent.insert_many(rows).on_conflict_ignore().returning(WebhookEvent.digest, WebhookEvent.id)
+        inserted = dict(insert.tuples().execute())
+    else:
+        inserted = _insert_one_at_a_time(rows)
+    ids = dict(inserted)
+    if len(ids) < len(set(digests)):
+        stored_before = WebhookEvent.select(WebhookEvent.digest, WebhookEvent.id).where(
+            WebhookEvent.digest.in_(set(digests) - set(ids))
         )
-        row = WebhookEvent.select(WebhookEvent.id).where(WebhookEvent.digest == digest).get()
-    return row.id, inserted == 1
+        ids.update(stored_before.tuples())
+    # Only the first of two equal bodies is new.
+    return [(ids[digest], inserted.pop(digest, None) is not None) for digest in digests]
+
+
+def _insert_one_at_a_time(rows: list[dict[str, str]]) -> dict[str, int]:
+    """The new rows' ids by digest, where RETURNING is missing (SQLite before 3.35): one INSERT a row."""
+    inserted = {}
+    with write_transaction():
+        for row in rows:
+            if WebhookEvent.insert(row).on_conflict_ignore().as_rowcount().execute() == 1:
+                inserted[row["digest"]] = WebhookEvent.get(WebhookEvent.digest == row["digest"]).id
+    return inserted
 
 
 def ingest_webhook_event(webhook_event_id: int, *, app_id: str | None) -> IngestionResult:
@@ -118,8 +147,11 @@ def _apply(event: InboundEvent, channel: Channel, app_id: str | None, result: In
 
 def _apply_message(event: InboundMessage, channel: Channel, app_id: str | None, result: IngestionResult) -> bool:
     if event.is_echo and app_id is not None and event.app_id == app_id:
-        # Our own send coming back: the send actor stores the mid; until it has, wait for it.
-        ours = find_message(channel, event.source_message_id)
+        # Our own send coming back: found by the mid the send actor stored, or by the marker it asked Facebook
+        # to echo (sending.claim_echo); else wait for the actor.
+        ours = find_message(channel, event.source_message_id) or claim_echo(
+            channel, event.source_message_id, event.content
+        )
         if ours is None:
             return False
         if ours.delivery_state == "pending":
@@ -263,15 +295,23 @@ def stale_webhook_events(limit: int = 500) -> list[int]:
 
 
 def apply_profile(contact_id: str, profile: dict[str, Any] | None) -> None:
-    """Stores a fetched profile, or that fetching it failed for good (``profile`` None)."""
+    """Stores a fetched profile, or that fetching it failed for good (``profile`` None).
+
+    A fetched profile changes how the conversation shows: ``conversation.updated`` goes into the outbox in
+    the same transaction. A failed fetch changes nothing visible.
+    """
     from airy_actors.models import Contact
 
     if profile is None:
         Contact.update(profile_state="failed").where(Contact.id == contact_id).execute()
         return
     name = " ".join(str(part) for part in (profile.get("first_name"), profile.get("last_name")) if part)
-    Contact.update(
-        display_name=name or None,
-        avatar_url=profile.get("profile_pic"),
-        profile_state="fetched",
-    ).where(Contact.id == contact_id).execute()
+    with write_transaction():
+        Contact.update(
+            display_name=name or None,
+            avatar_url=profile.get("profile_pic"),
+            profile_state="fetched",
+        ).where(Contact.id == contact_id).execute()
+        conversation = Conversation.get_or_none(Conversation.contact == contact_id)
+        if conversation is not None:
+            outbox.conversation_updated(conversation)

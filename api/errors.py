@@ -6,6 +6,7 @@ import logging
 
 import peewee
 import redis
+from playhouse.pool import MaxConnectionsExceeded
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -50,6 +51,8 @@ EXCEPTION_HANDLERS = {
     HTTPException: http_error,
     peewee.OperationalError: database_error,
     peewee.InterfaceError: database_error,
+    # Every pooled connection stayed busy for the pool's whole wait: the database is too slow to answer.
+    MaxConnectionsExceeded: database_error,
     redis.RedisError: broker_error,
     Exception: unexpected_error,
 }

@@ -6,7 +6,7 @@ import logging
 
 import dramatiq
 
-from airy_actors import ingestion
+from airy_actors import channels, ingestion
 from airy_actors.broker import broker  # noqa: F401  (binds the actors below to the configured broker)
 from airy_actors.config import get_settings
 from airy_actors.graph import ErrorKind, GraphError, get_graph_client
@@ -36,6 +36,24 @@ def ingest_webhook_event(webhook_event_id: int) -> None:
     )
 
 
+@dramatiq.actor(queue_name="ingestion", max_retries=20, min_backoff=500, max_backoff=60_000, time_limit=60_000)
+def ingest_webhook_events(webhook_event_ids: list[int]) -> None:
+    """Applies stored webhook requests that the web stored together, one after the other.
+
+    One message for several requests keeps the web's enqueueing cheap under load. A request that fails is
+    handed to :func:`ingest_webhook_event` alone, with retries of its own, and holds up none of the others.
+    """
+    for webhook_event_id in webhook_event_ids:
+        try:
+            ingest_webhook_event(webhook_event_id)
+        except Exception as error:
+            logger.warning(
+                "a webhook request failed; retrying it on its own",
+                extra={"webhook_event_id": webhook_event_id, "error": type(error).__name__},
+            )
+            ingest_webhook_event.send(webhook_event_id)
+
+
 @dramatiq.actor(queue_name="profiles", max_retries=5, min_backoff=1_000, max_backoff=60_000, time_limit=30_000)
 def fetch_contact_profile(contact_id: str) -> None:
     """Fetches a contact's name and picture from the Graph API, once."""
@@ -53,7 +71,7 @@ def fetch_contact_profile(contact_id: str) -> None:
             raise
         logger.info("contact profile unavailable", extra={"contact_id": contact_id, "kind": error.kind.value})
         if error.kind is ErrorKind.TOKEN_INVALID:
-            Channel.update(token_valid=False).where(Channel.id == channel.id).execute()
+            channels.flag_token_invalid(channel.id)
         ingestion.apply_profile(contact_id, None)
         return
     ingestion.apply_profile(contact_id, profile)

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 
-import redis
-from dramatiq.errors import BrokerError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from airy_actors.actors.ingestion import ingest_webhook_event
 from airy_actors.config import Settings
 from airy_actors.errors import AiryError, BadRequest, Unavailable
-from airy_actors.ingestion import store_webhook_request
 from api.bodies import parse_json, read_body
-from api.database import in_database
-
-logger = logging.getLogger(__name__)
+from api.webhook_writer import writer
 
 
 class Forbidden(AiryError):
@@ -45,7 +38,7 @@ async def verify(request: Request) -> Response:
 
 
 async def receive(request: Request) -> Response:
-    """``POST /facebook``: checks the signature, stores the request durably, answers 200, then enqueues."""
+    """``POST /facebook``: checks the signature, stores the request durably, answers 200; then it is enqueued."""
     settings: Settings = request.app.state.settings
     require_facebook(settings, "FACEBOOK_APP_SECRET")
     raw = await read_body(request)
@@ -53,13 +46,7 @@ async def receive(request: Request) -> Response:
         raise Forbidden("the X-Hub-Signature-256 (or X-Hub-Signature) header does not sign this body")
     if not isinstance(parse_json(raw), dict):
         raise BadRequest("body must be a JSON object")
-    webhook_event_id, new = await in_database(store_webhook_request, raw)
-    if new:
-        try:
-            ingest_webhook_event.send(webhook_event_id)
-        except (BrokerError, redis.RedisError):
-            # Stored is enough: Facebook must not retry what we keep; the sweeper enqueues it.
-            logger.warning("could not enqueue a stored webhook request", extra={"webhook_event_id": webhook_event_id})
+    await writer.store(raw)
     return JSONResponse({"status": "received"})
 
 

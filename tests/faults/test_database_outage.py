@@ -1,0 +1,89 @@
+"""PostgreSQL unreachable for a few seconds while Facebook delivers a stream of batches.
+
+The product's processes reach PostgreSQL through a proxy that the test cuts: open connections are reset and
+new ones refused, as when the database host goes away. Facebook retries what is not answered 200. The test
+itself reads PostgreSQL directly.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tests.faults.conftest import through
+from tests.faults.outcome import (
+    assert_each_event_is_one_message,
+    assert_requests_stored_once_and_processed,
+    message_count,
+    wait_for_messages,
+)
+from tests.faults.stream import WebhookStream, make_batches
+
+RECOVERY_TIMEOUT_S = 90.0
+DATABASE_DOWN_S = 4.0
+SETTLE_S = 1.0  # for answers and commits already under way when the database went away
+
+
+def test_webhook_answers_503_while_the_database_is_away_and_every_event_arrives_once(
+    channel, process_env, postgres_proxy, processes
+):
+    # Given the web and a worker that reach PostgreSQL through a proxy, and a stream of 100 batches
+    env = {**process_env, "DATABASE_URL": through(postgres_proxy, process_env["DATABASE_URL"])}
+    web = processes("web", env)
+    processes("worker", env, processes=1, threads=4)
+    batches = make_batches(channel.source_channel_id, count=100, events_per_batch=5, contacts=40, tag="pg")
+    stream = WebhookStream(web.url, batches, rate=8.0, senders=4).start()
+
+    # When the database goes away mid-stream for a few seconds, then comes back
+    time.sleep(3.0)
+    assert postgres_proxy.open_connections > 0, "the processes must be using the proxy"
+    postgres_proxy.cut()
+    time.sleep(SETTLE_S)
+    answered_before = stream.sent
+    time.sleep(DATABASE_DOWN_S - SETTLE_S)
+    answered_while_down = stream.sent - answered_before
+    postgres_proxy.restore()
+    assert stream.running, "the database must come back before the stream ends"
+    stream.finish(timeout=120)
+
+    # Then the web said 503 while the database was away (so Facebook retried), never 500, and accepted
+    # every batch once it was back
+    outcomes = stream.outcomes()
+    assert set(outcomes) == {"200", "503"}, outcomes
+    assert answered_while_down == 0
+    assert stream.unanswered() == []
+    # And every accepted event is exactly one message; no request is stored twice or left unprocessed
+    mids = stream.answered_mids()
+    wait_for_messages(len(mids), timeout=RECOVERY_TIMEOUT_S)
+    assert_each_event_is_one_message(mids)
+    assert_requests_stored_once_and_processed([batch.body for batch in batches])
+
+
+def test_worker_catches_up_after_losing_its_database_while_the_web_accepts(
+    channel, process_env, postgres_proxy, processes
+):
+    # Given the web on PostgreSQL, a worker that reaches it through a proxy, and a stream of 100 batches
+    web = processes("web", process_env)
+    worker_env = {**process_env, "DATABASE_URL": through(postgres_proxy, process_env["DATABASE_URL"])}
+    processes("worker", worker_env, processes=1, threads=4)
+    batches = make_batches(channel.source_channel_id, count=100, events_per_batch=5, contacts=40, tag="pgw")
+    stream = WebhookStream(web.url, batches, rate=8.0, senders=4).start()
+
+    # When the worker's database goes away mid-stream for a few seconds, then comes back
+    time.sleep(3.0)
+    assert postgres_proxy.open_connections > 0, "the worker must be using the proxy"
+    postgres_proxy.cut()
+    time.sleep(SETTLE_S)
+    answered_before, stored_before = stream.sent, message_count()
+    time.sleep(DATABASE_DOWN_S - SETTLE_S)
+    answered_while_down, stored_while_down = stream.sent - answered_before, message_count() - stored_before
+    postgres_proxy.restore()
+    stream.finish(timeout=120)
+
+    # Then the web kept accepting, and no message was stored while the worker could not reach the database
+    assert set(stream.outcomes()) == {"200"}, stream.outcomes()
+    assert (answered_while_down > 0, stored_while_down) == (True, 0)
+    # And the worker was not stuck: every accepted event became exactly one message
+    mids = stream.answered_mids()
+    wait_for_messages(len(mids), timeout=RECOVERY_TIMEOUT_S)
+    assert_each_event_is_one_message(mids)
+    assert_requests_stored_once_and_processed([batch.body for batch in batches])

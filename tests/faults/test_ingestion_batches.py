@@ -1,0 +1,39 @@
+"""Requests stored together are ingested by one message; a request that fails holds up none of the others."""
+
+from __future__ import annotations
+
+from airy_actors import ingestion
+from airy_actors.actors.ingestion import ingest_webhook_events
+from airy_actors.ingestion import store_webhook_requests
+from airy_actors.models import Message, WebhookEvent
+from tests.faults.outcome import assert_each_event_is_one_message
+from tests.support import entry, text_message, wait_until, webhook_body
+
+
+def test_a_failing_request_is_retried_alone_while_the_rest_of_its_batch_goes_on(channel, broker, worker, monkeypatch):
+    # Given three stored requests, the second of which fails the first time it is ingested
+    page = channel.source_channel_id
+    bodies = [
+        webhook_body(entry(page, text_message(page, "2001", f"m_{n}", f"hello {n}", timestamp=1_700_000_000_000 + n)))
+        for n in range(3)
+    ]
+    first, second, third = (row_id for row_id, _ in store_webhook_requests(bodies))
+    attempts: list[int] = []
+    real_ingest = ingestion.ingest_webhook_event
+
+    def ingest_failing_once(webhook_event_id: int, **options):  # type: ignore[no-untyped-def]
+        attempts.append(webhook_event_id)
+        if webhook_event_id == second and attempts.count(second) == 1:
+            raise RuntimeError("a transient failure")
+        return real_ingest(webhook_event_id, **options)
+
+    monkeypatch.setattr(ingestion, "ingest_webhook_event", ingest_failing_once)
+
+    # When one message asks for all three
+    ingest_webhook_events.send([first, second, third])
+
+    # Then every request becomes its message, the failed one on a retry of its own after the others
+    wait_until(lambda: Message.select().count() == 3, timeout=30, message="three messages")
+    assert attempts == [first, second, third, second]
+    assert_each_event_is_one_message(["m_0", "m_1", "m_2"])
+    assert WebhookEvent.select().where(WebhookEvent.processed_at.is_null()).count() == 0
