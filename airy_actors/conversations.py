@@ -70,44 +70,26 @@ def insert_message(
     Returns:
       Whether the message is new.
     """
+    row = {
+        "id": message_id,
+        "conversation": conversation.id,
+        "channel": conversation.channel_id,
+        "source_message_id": source_message_id,
+        "content": content,
+        "delivery_state": delivery_state,
+        "from_contact": from_contact,
+        "sender_id": sender_id,
+        "sent_at": sent_at,
+        "metadata": metadata or {},
+    }
     with _transaction():
-        inserted = (
-            Message.insert(
-                id=message_id,
-                conversation=conversation.id,
-                channel=conversation.channel_id,
-                source_message_id=source_message_id,
-                content=content,
-                delivery_state=delivery_state,
-                from_contact=from_contact,
-                sender_id=sender_id,
-                sent_at=sent_at,
-                metadata=metadata or {},
-            )
-            .on_conflict_ignore()
-            .as_rowcount()
-            .execute()
-            == 1
-        )
+        inserted = Message.insert(row).on_conflict_ignore().as_rowcount().execute() == 1
         if not inserted:
             return False
         changes = _conversation_changes(message_id, sent_at, from_contact)
         Conversation.update(changes).where(Conversation.id == conversation.id).execute()
         # After the conversation's row lock: events of one conversation get outbox ids in commit order.
-        outbox.message_created(
-            Message(
-                id=message_id,
-                conversation=conversation.id,
-                channel=conversation.channel_id,
-                source_message_id=source_message_id,
-                content=content,
-                delivery_state=delivery_state,
-                from_contact=from_contact,
-                sender_id=sender_id,
-                sent_at=sent_at,
-                metadata=metadata or {},
-            )
-        )
+        outbox.message_created(Message(**row))
         return True
 
 

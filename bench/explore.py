@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import shlex
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,34 +37,15 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _harness import free_port, procfile_command, say  # noqa: E402
+
 from airy_actors.graph import GraphClient  # noqa: E402
 from tests.fake_graph import FakeGraph  # noqa: E402
 
-AIRY = str(Path(sys.executable).parent / "airy-actors")
 USER_TOKEN = "EAA-bench-user-token"
 WARM_UP_TOKEN = "EAA-bench-warm-up-token"
 START_TIMEOUT_S = 60
 EXPLORE_TIMEOUT_S = 120
-
-
-def say(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
-
-
-def procfile_command(process: str) -> list[str]:
-    """The Procfile's command of ``process``, with ``airy-actors`` resolved in this interpreter's venv."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        name, _, command = line.partition(":")
-        if name.strip() == process:
-            words = shlex.split(command)
-            return [AIRY if words[0] == "airy-actors" else words[0], *words[1:]]
-    raise SystemExit(f"the Procfile has no {process} process")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for(predicate: Callable[[], object], timeout_s: float, what: str) -> None:
