@@ -187,7 +187,12 @@ def test_a_delivery_failing_past_its_deadline_is_given_up_and_its_conversation_m
     from_facebook(api, text_message(PAGE, PSID, "m_2", "next", timestamp=1_700_000_000_001))
     [request] = wait_until(lambda: receiver.accepted(), message="the conversation did not move on")
     assert request.payload["message"]["content"]["message"]["mid"] == "m_2"
-    data = api.post("/webhooks.deliveries", json={"id": subscription["id"]}).json()["data"]
+
+    def listed() -> list[dict]:
+        return api.post("/webhooks.deliveries", json={"id": subscription["id"]}).json()["data"]
+
+    # The receiver has the request before the worker has recorded its answer.
+    data = wait_until(lambda: (d := listed()) and d[0]["status"] != "pending" and d, message="not recorded")
     assert [(d["status"], d["http_status"]) for d in data] == [("delivered", 200), ("failed", 503)]
     assert data[1]["attempts"] > 1 and data[1]["error"].startswith("gave up after")
 
