@@ -1,31 +1,20 @@
-"""Gives every actor run a database connection and hands it back afterwards."""
+"""Hands back, after every actor run, the database connection it took (Peewee connects on the first query)."""
 
 from __future__ import annotations
 
-import logging
-
 import dramatiq
-import peewee
 from dramatiq.middleware import Middleware
 
 from airy_actors.db import database
 
-logger = logging.getLogger(__name__)
-
 
 class DatabaseConnections(Middleware):
-    """Opens (or takes from the pool) a connection before each message and returns it after."""
+    """Hands back, after each message, the connection its actor took (from the pool, on its first query).
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
-        try:
-            database.connect(reuse_if_open=True)
-        except (peewee.OperationalError, peewee.InterfaceError) as exc:
-            # Dramatiq would log a middleware failure as critical, with a traceback, for every message of an
-            # outage. The actor's first query connects again and fails, and the message is retried as usual.
-            logger.warning(
-                "database unavailable before an actor ran",
-                extra={"actor": message.actor_name, "error": type(exc).__name__},
-            )
+    Nothing is taken before the actor runs: an actor that waits on something else first (Facebook, a
+    throttling slot) holds no connection meanwhile, and a thread with nothing to ask the database takes none.
+    An outage so surfaces at the actor's first query, and the message is retried as usual.
+    """
 
     def after_process_message(
         self,

@@ -132,7 +132,9 @@ class GraphClient:
         self.http = httpx.Client(
             timeout=httpx.Timeout(timeout_ms / 1000),
             transport=transport,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=40),
+            # Every connection may stay open: one per worker thread sending at once. Past the keep-alive count,
+            # httpcore closes each connection that falls idle, and the next send opens a new one.
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
         )
 
     def close(self) -> None:

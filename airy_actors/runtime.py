@@ -16,8 +16,11 @@ logger = logging.getLogger(__name__)
 SCHEMA_LOCK_ID = 0x41697279  # "Airy": serializes schema creation between processes starting together
 
 
-def prepare_process(*, log: bool = True) -> Settings:
+def prepare_process(*, log: bool = True, max_connections: int = 32) -> Settings:
     """Reads the settings, opens the database and creates or migrates the schema.
+
+    Parameters:
+      max_connections: the PostgreSQL pool size of this process.
 
     Raises:
       ConfigError: when a setting is malformed or the database cannot be reached.
@@ -25,7 +28,7 @@ def prepare_process(*, log: bool = True) -> Settings:
     if log:
         configure_logging()
     settings = get_settings()
-    open_database(settings.database_url)
+    open_database(settings.database_url, max_connections=max_connections)
     try:
         with database.connection_context():
             if isinstance(database.obj, peewee.PostgresqlDatabase):

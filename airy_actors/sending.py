@@ -37,6 +37,13 @@ Exactly once towards Facebook
   caller did not set one (contacts never see it; it only travels back in echoes, which other apps on the page
   may read). When the caller did set ``metadata`` we leave it alone, and an in-doubt send of that message
   cannot be matched to its echo: it ends ``failed`` (unconfirmed) once the attempt is stale.
+
+Cost
+  CPU bounds how many messages a second are sent (bench/send.py), so the path every message takes is short:
+  accepting it is a SELECT and an INSERT (one statement with the conversation's update, on PostgreSQL);
+  delivering it is a SELECT, the claim of the attempt and the record of Facebook's answer, each one statement
+  committed on its own. An actor run hands its database connection back to the pool while it waits for a
+  throttling slot or for Facebook, so a worker can run more threads than it holds connections.
 """
 
 from __future__ import annotations
@@ -48,13 +55,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import peewee
+from playhouse.pool import MaxConnectionsExceeded, PooledDatabase
 
-from airy_actors import channels
-from airy_actors.conversations import insert_message, save_metadata, update_send_bookkeeping
+from airy_actors import channels, outbox
+from airy_actors.conversations import save_metadata, update_send_bookkeeping
 from airy_actors.db import database, write_transaction
 from airy_actors.errors import BadRequest, NotFound
 from airy_actors.graph import ErrorKind, GraphClient, GraphError
-from airy_actors.models import Channel, Contact, Conversation, Message, new_id
+from airy_actors.models import Channel, Message, new_id
 from airy_actors.throttling import PageThrottle, is_media
 from airy_actors.timestamps import iso_ms, now_ms
 
@@ -143,10 +151,41 @@ def check_window(last_contact_message_at: int | None, tag: str | None, now: int)
     )
 
 
+# The statements that every message runs (accepting it here; loading, claiming and recording its send below)
+# are plain SQL: compiling Peewee's query trees and building models from joined rows took several times the CPU
+# of the round trips themselves, and CPU is what bounds how many messages a second the web and the worker
+# handle (bench/send.py). The rare paths stay in Peewee. ``{p}`` is the database's placeholder; both engines
+# run the same SQL.
+_CONVERSATION = """
+SELECT c.last_contact_message_at, ch.id, ch.connected, ch.page_token, ch.source_channel_id
+FROM conversation AS c
+JOIN channel AS ch ON ch.id = c.channel_id
+WHERE c.id = {p}
+"""
+_INSERT_OUTBOUND = """
+INSERT INTO message (id, conversation_id, channel_id, content, delivery_state, from_contact, sender_id, sent_at,
+  metadata, created_at, updated_at, messaging_type, message_tag)
+VALUES ({p}, {p}, {p}, {p}, 'pending', FALSE, {p}, {p}, {p}, {p}, {p}, {p}, {p})
+"""
+# The conversation's last message, as airy_actors.conversations.insert_message keeps it for a page's message:
+# the newest by sent_at (a page's message changes neither the unread count nor the messaging window).
+_LAST_MESSAGE = """
+UPDATE conversation SET
+  last_message_id = CASE WHEN last_message_at <= {p} THEN {p} ELSE last_message_id END,
+  last_message_at = CASE WHEN last_message_at <= {p} THEN {p} ELSE last_message_at END
+WHERE id = {p}
+"""
+
+
+def _execute(sql: str, *params: Any) -> Any:
+    """Runs one of the statements above on this thread's connection (taken from the pool if need be)."""
+    return database.execute_sql(sql.format(p=database.param), params)
+
+
 def accept_send(request: SendRequest, now: int | None = None) -> Message:
     """Stores an outbound message ``pending``, after checking the channel and the messaging window.
 
-    The caller enqueues the ``deliver_message`` actor after this returns (the transaction has committed).
+    The caller enqueues the ``deliver_message`` actor after this returns (the write has committed).
 
     Raises:
       NotFound: when the conversation does not exist.
@@ -154,49 +193,67 @@ def accept_send(request: SendRequest, now: int | None = None) -> Message:
     """
     now = now_ms() if now is None else now
     messaging_type = check_send_options(request.messaging_type, request.tag)
-    with write_transaction():
-        conversation = (
-            Conversation.select(Conversation, Channel)
-            .join(Channel, on=(Conversation.channel == Channel.id))
-            .where(Conversation.id == request.conversation_id)
-            .get_or_none()
+    if isinstance(database.obj, peewee.PostgresqlDatabase) and "message.created" not in outbox.subscribed_event_types():
+        # No event to write with it: the message and the conversation's last message are one statement, which
+        # is atomic by itself, with no transaction to open and commit around it.
+        message = _outbound_message(request, messaging_type, now)
+        _execute(
+            f"WITH inserted AS ({_INSERT_OUTBOUND}) {_LAST_MESSAGE}", *_insert_params(message), *_last_params(message)
         )
-        if conversation is None:
-            raise NotFound(f"conversation {request.conversation_id} does not exist")
-        channel = conversation.channel
-        if not channel.connected or not channel.page_token:
-            raise BadRequest(
-                f"the channel {channel.id} of this conversation is disconnected; reconnect the page to send"
-            )
-        check_window(conversation.last_contact_message_at, request.tag, now)
-        message = Message(
-            id=new_id(),
-            conversation=conversation.id,
-            channel=channel.id,
-            source_message_id=None,
-            content=request.message,
-            delivery_state="pending",
-            from_contact=False,
-            sender_id=channel.source_channel_id,
-            sent_at=now,
-            metadata={},
-            messaging_type=messaging_type,
-            message_tag=request.tag,
-        )
-        insert_message(
-            conversation,
-            message_id=message.id,
-            source_message_id=None,
-            content=message.content,
-            from_contact=False,
-            sender_id=message.sender_id,
-            sent_at=now,
-            delivery_state="pending",
-        )
-        # A missing type means RESPONSE and a missing send state means queued: the common send costs no update.
-        if messaging_type != "RESPONSE" or request.tag is not None:
-            update_send_bookkeeping(Message.id == message.id, messaging_type=messaging_type, message_tag=request.tag)
         return message
+    with write_transaction():
+        message = _outbound_message(request, messaging_type, now)
+        _execute(_INSERT_OUTBOUND, *_insert_params(message))
+        _execute(_LAST_MESSAGE, *_last_params(message))
+        # After the conversation's row lock, as insert_message does: its events get outbox ids in commit order.
+        outbox.message_created(message)
+        return message
+
+
+def _outbound_message(request: SendRequest, messaging_type: str, now: int) -> Message:
+    """The message to store, once its conversation, channel and window are checked."""
+    row = _execute(_CONVERSATION, request.conversation_id).fetchone()
+    if row is None:
+        raise NotFound(f"conversation {request.conversation_id} does not exist")
+    last_contact_message_at, channel_id, connected, page_token, page_id = row
+    if not connected or not page_token:
+        raise BadRequest(f"the channel {channel_id} of this conversation is disconnected; reconnect the page to send")
+    check_window(last_contact_message_at, request.tag, now)
+    return Message(
+        id=new_id(),
+        conversation=request.conversation_id,
+        channel=channel_id,
+        source_message_id=None,
+        content=request.message,
+        delivery_state="pending",
+        from_contact=False,
+        sender_id=page_id,
+        sent_at=now,
+        metadata={},
+        messaging_type=messaging_type,
+        message_tag=request.tag,
+        created_at=now_ms(),
+    )
+
+
+def _insert_params(message: Message) -> tuple[Any, ...]:
+    return (
+        message.id,
+        message.conversation_id,
+        message.channel_id,
+        Message.content.db_value(message.content),
+        message.sender_id,
+        message.sent_at,
+        Message.metadata.db_value(message.metadata),
+        message.created_at,
+        message.created_at,
+        message.messaging_type,
+        message.message_tag,
+    )
+
+
+def _last_params(message: Message) -> tuple[Any, ...]:
+    return (message.sent_at, message.id, message.sent_at, message.sent_at, message.conversation_id)
 
 
 # --- delivering it -----------------------------------------------------------------------------------------
@@ -250,38 +307,71 @@ class _Job:
     psid: str
 
 
+# The contact's PSID by scalar subqueries: PostgreSQL plans them apart, in a fraction of the time that planning
+# a four-table join takes, which was most of this query's cost.
+_LOAD = """
+SELECT m.content, m.delivery_state, m.messaging_type, m.message_tag, m.send_state, m.send_attempts,
+       m.send_attempt_at, ch.id, ch.connected, ch.page_token, ch.source_channel_id,
+       (SELECT k.source_contact_id FROM contact AS k
+        WHERE k.id = (SELECT c.contact_id FROM conversation AS c WHERE c.id = m.conversation_id))
+FROM message AS m
+JOIN channel AS ch ON ch.id = m.channel_id
+WHERE m.id = {p} AND NOT m.from_contact
+"""
+# The compare-and-set of an attempt: only from a waiting state, and only if no other run counted one meanwhile.
+_CLAIM = """
+UPDATE message SET send_state = 'in_flight', send_attempts = {p}, send_attempt_at = {p}, send_due_at = {p}
+WHERE id = {p} AND NOT from_contact AND delivery_state = 'pending'
+  AND (send_state IS NULL OR send_state = 'queued') AND COALESCE(send_attempts, 0) = {p}
+"""
+# What _mark_delivered writes, for the common case only: still pending, no mid yet (no echo came first), and
+# metadata as accept_send stored it. Anything else takes the locked path.
+_RECORD_DELIVERED = """
+UPDATE message SET delivery_state = 'delivered', source_message_id = {p}, metadata = {p}, send_state = 'done',
+  send_attempt_at = NULL, updated_at = {p}
+WHERE id = {p} AND NOT from_contact AND delivery_state = 'pending' AND source_message_id IS NULL
+  AND metadata = {p}
+"""
+
+
 def _load(message_id: str) -> _Job | None:
-    # Only the columns a send needs: this runs for every message, and Peewee's cost grows with the columns.
-    row = (
-        Message.select(
-            Message.id,
-            Message.content,
-            Message.delivery_state,
-            Message.messaging_type,
-            Message.message_tag,
-            Message.send_state,
-            Message.send_attempts,
-            Message.send_attempt_at,
-            Channel.id,
-            Channel.connected,
-            Channel.page_token,
-            Channel.source_channel_id,
-            Contact.source_contact_id,
-        )
-        .join(Conversation, on=(Message.conversation == Conversation.id))
-        .join(Contact, on=(Conversation.contact == Contact.id))
-        .switch(Message)
-        .join(Channel, on=(Message.channel == Channel.id))
-        .where((Message.id == message_id) & (Message.from_contact == False))  # noqa: E712
-        .get_or_none()
-    )
+    row = _execute(_LOAD, message_id).fetchone()
     if row is None:
         return None
-    return _Job(row, row.channel, row.conversation.contact.source_contact_id)
+    content, state, kind, tag, send_state, attempts, attempt_at, channel_id, connected, token, page, psid = row
+    message = Message(
+        id=message_id,
+        content=Message.content.python_value(content),
+        delivery_state=state,
+        messaging_type=kind,
+        message_tag=tag,
+        send_state=send_state,
+        send_attempts=attempts,
+        send_attempt_at=attempt_at,
+    )
+    channel = Channel(id=channel_id, connected=bool(connected), page_token=token, source_channel_id=page)
+    return _Job(message, channel, psid)
 
 
-def deliver(message_id: str, *, graph: GraphClient, throttle: PageThrottle) -> int | None:
+def _release_connection() -> None:
+    """Hands this thread's pooled connection back for a wait (a throttling slot, Facebook's answer).
+
+    The next query takes one again. A worker thread so holds a connection only while it talks to the database,
+    and a worker can run more threads than its pool has connections: PostgreSQL's are few, and shared.
+    """
+    if isinstance(database.obj, PooledDatabase) and not database.in_transaction():
+        database.close()
+
+
+def deliver(
+    message_id: str, *, graph: GraphClient, throttle: PageThrottle, release_connection: bool = False
+) -> int | None:
     """Moves one outbound message towards ``delivered`` or ``failed``; safe to run any number of times.
+
+    Parameters:
+      release_connection: hand the thread's pooled connection back while waiting for a throttling slot and for
+        Facebook's answer; the next query takes one again. For an actor run (airy_actors.db_middleware closes
+        whatever it holds at the end), never inside ``connection_context()``, which must close its own.
 
     Returns:
       None when nothing more is to be done by this run, or a delay (ms) after which the caller must run it
@@ -296,22 +386,16 @@ def deliver(message_id: str, *, graph: GraphClient, throttle: PageThrottle) -> i
     if not job.channel.connected or not job.channel.page_token:
         record_failed(message_id, "the channel was disconnected before the message could be sent")
         return None
-    if not throttle.acquire(job.channel.source_channel_id, media=is_media(message.content)):
+    release = _release_connection if release_connection else None
+    if not throttle.acquire(job.channel.source_channel_id, media=is_media(message.content), before_waiting=release):
         return THROTTLE_RETRY_MS + random.randint(0, THROTTLE_RETRY_MS)
     attempts = message.send_attempts or 0
     started = now_ms()
-    claimed = update_send_bookkeeping(
-        (Message.id == message_id)
-        & (Message.delivery_state == "pending")
-        & (Message.send_state.is_null() | (Message.send_state == "queued"))
-        & (peewee.fn.COALESCE(Message.send_attempts, 0) == attempts),
-        send_state="in_flight",
-        send_attempt_at=started,
-        send_attempts=attempts + 1,
-        send_due_at=started + attempt_stale_ms(),
-    )
+    claimed = _execute(_CLAIM, attempts + 1, started, started + attempt_stale_ms(), message_id, attempts).rowcount
     if not claimed:
         return None  # another run of the actor took this attempt (or finished the message); it carries on
+    if release is not None:
+        release()
     try:
         answer = graph.send_message(job.channel.page_token, send_body(message, job.psid))
     except GraphError as error:
@@ -330,12 +414,13 @@ def deliver(message_id: str, *, graph: GraphClient, throttle: PageThrottle) -> i
 
 
 def _record_with_retries(message_id: str, mid: str) -> None:
-    # Facebook has the message: losing its mid to a database blip would leave the send in doubt until its echo.
+    # Facebook has the message: losing its mid to a database blip (or, the connection having been handed back
+    # during the call, to a pool that stays busy) would leave the send in doubt until its echo.
     for pause_s in (0.1, 0.5, 2.0):
         try:
             record_delivered(message_id, mid)
             return
-        except peewee.DatabaseError:
+        except (peewee.DatabaseError, MaxConnectionsExceeded):
             logger.warning("could not record a delivered send; trying again", extra={"message_id": message_id})
             time.sleep(pause_s)
     record_delivered(message_id, mid)
@@ -385,7 +470,7 @@ def _after_error(message_id: str, channel: Channel, error: GraphError, *, attemp
     return delay if rescheduled else None
 
 
-# --- the outcomes, the only visible changes: through save_metadata, on the locked row ----------------------
+# --- the outcomes, the only visible changes: what save_metadata writes on the locked row, with its event ----
 
 
 def _locked(message_id: str) -> Message | None:
@@ -396,7 +481,17 @@ def _locked(message_id: str) -> Message | None:
 
 
 def record_delivered(message_id: str, source_message_id: str) -> None:
-    """Marks the message delivered as Facebook's ``source_message_id`` (unless its echo already did)."""
+    """Marks the message delivered as Facebook's ``source_message_id`` (unless its echo already did).
+
+    When nobody subscribed to ``message.updated`` (no outbox event to write in the same transaction), the
+    common case is one guarded UPDATE that writes what :func:`save_metadata` would; anything else, or a
+    subscriber, takes the locked path.
+    """
+    if "message.updated" not in outbox.subscribed_event_types():
+        metadata = Message.metadata.db_value({"source_id": source_message_id})
+        untouched = Message.metadata.db_value({})
+        if _execute(_RECORD_DELIVERED, source_message_id, metadata, now_ms(), message_id, untouched).rowcount:
+            return
     with write_transaction():
         message = _locked(message_id)
         if message is None:

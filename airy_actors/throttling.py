@@ -1,9 +1,12 @@
 """Per-page throttling of the Send API, below Facebook's limits, shared by every worker through Redis.
 
 Facebook allows a page 300 Send API calls a second for text (and other messages), and 10 a second for audio
-and video attachments. The limits are kept with Dramatiq's :class:`BucketRateLimiter` on Redis: ``limit``
-sends per bucket of ``bucket_ms``. Buckets are cheap but fixed, so any sliding second overlaps
-``1000 / bucket_ms + 1`` of them; the rates below keep even that worst case under Facebook's limit:
+and video attachments. The limits are kept in Redis as fixed buckets, the algorithm of Dramatiq's
+:class:`~dramatiq.rate_limits.BucketRateLimiter`: at most ``limit`` sends per bucket of ``bucket_ms``. A slot
+is one Lua script (count, and refuse past the limit), one round trip that cannot race, where Dramatiq's
+limiter takes up to four under WATCH and retries when another worker wrote the same bucket meanwhile.
+Buckets are cheap but fixed, so any sliding second overlaps ``1000 / bucket_ms + 1`` of them; the rates below
+keep even that worst case under Facebook's limit:
 
 * text: 25 per 100 ms, 250/s sustained, at most 275 in any second (Facebook: 300);
 * audio and video: 1 per 200 ms, 5/s sustained, at most 6 in any second (Facebook: 10), and each also
@@ -20,14 +23,26 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import redis
-from dramatiq.rate_limits import BucketRateLimiter
-from dramatiq.rate_limits.backends import RedisBackend
 
 MEDIA_TYPES = frozenset({"audio", "video"})
+
+# KEYS[1]: the bucket; ARGV: the limit, the bucket's lifetime (ms). Counting past the limit is harmless: the
+# bucket only ever refuses from then on, and expires with its time.
+TAKE_SLOT = """
+local taken = redis.call('INCR', KEYS[1])
+if taken == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if taken > tonumber(ARGV[1]) then
+  return 0
+end
+return 1
+"""
 
 
 @dataclass(frozen=True)
@@ -63,11 +78,22 @@ class PageThrottle:
     """
 
     def __init__(self, client: redis.Redis, namespace: str) -> None:
-        self.backend = RedisBackend(client=client)
+        self.take_slot = client.register_script(TAKE_SLOT)
         self.namespace = namespace
 
-    def acquire(self, page_id: str, *, media: bool, max_wait_ms: int | None = None) -> bool:
+    def acquire(
+        self,
+        page_id: str,
+        *,
+        media: bool,
+        max_wait_ms: int | None = None,
+        before_waiting: Callable[[], object] | None = None,
+    ) -> bool:
         """Takes a slot for one send by ``page_id``, waiting for one up to ``max_wait_ms``.
+
+        Parameters:
+          before_waiting: called before each pause for a slot, so that the caller can hand back what it should
+            not hold while it sleeps (its database connection); not called when a slot is free at once.
 
         Returns:
           Whether the slot was taken; when False the caller must not send now.
@@ -77,22 +103,23 @@ class PageThrottle:
         # The scarcer slot first: a text slot taken for a video that then finds no media slot would be wasted.
         rates = [("media", MEDIA_RATE), ("text", TEXT_RATE)] if media else [("text", TEXT_RATE)]
         for kind, rate in rates:
-            limiter = BucketRateLimiter(
-                self.backend, f"{self.namespace}:throttle:{page_id}:{kind}", limit=rate.limit, bucket=rate.bucket_ms
-            )
-            if not _wait_for_slot(limiter, rate, deadline):
+            if not self._wait_for_slot(f"{self.namespace}:throttle:{page_id}:{kind}", rate, deadline, before_waiting):
                 return False
         return True
 
-
-def _wait_for_slot(limiter: BucketRateLimiter, rate: Rate, deadline: float) -> bool:
-    while True:
-        with limiter.acquire(raise_on_failure=False) as acquired:
-            if acquired:
+    def _wait_for_slot(
+        self, key: str, rate: Rate, deadline: float, before_waiting: Callable[[], object] | None
+    ) -> bool:
+        while True:
+            now_ms = int(time.time() * 1000)
+            bucket = now_ms - now_ms % rate.bucket_ms
+            # The key names the bucket as Dramatiq's limiter does, so a rolling upgrade keeps counting together.
+            if self.take_slot(keys=[f"{key}@{bucket}"], args=[rate.limit, rate.bucket_ms]) == 1:
                 return True
-        now_ms = time.time() * 1000
-        # Sleep into the next bucket, spread a little, so that the waiters don't all knock at its first instant.
-        pause_s = (rate.bucket_ms - now_ms % rate.bucket_ms + random.uniform(0, rate.bucket_ms / 4)) / 1000
-        if time.monotonic() + pause_s > deadline:
-            return False
-        time.sleep(pause_s)
+            # Sleep into the next bucket, spread a little, so that the waiters don't all knock at its first instant.
+            pause_s = (bucket + rate.bucket_ms - time.time() * 1000 + random.uniform(0, rate.bucket_ms / 4)) / 1000
+            if time.monotonic() + pause_s > deadline:
+                return False
+            if before_waiting is not None:
+                before_waiting()
+            time.sleep(max(pause_s, 0.0))

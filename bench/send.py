@@ -13,10 +13,14 @@ conversations of ``--pages`` pages.
 
 Reported: the delivered rate, from the first POST to the last message ``delivered`` (its ``updated_at``),
 against two baselines measured in the same run: the ideal rate of the worker (its threads / the latency) and
-the fake's own maximum rate with a trivial client as concurrent as the worker; and the CPU seconds each
-process spent. Goal: at least 300 delivered messages a second. A page is throttled to 250 sends a second
-(below Facebook's 300), so the default spreads the load over 4 pages; ``--pages 1`` shows the throttle
-instead. It checks that Facebook got every message exactly once and that none failed.
+the fake's own maximum rate with a trivial client as concurrent as the worker; and the CPU each process
+spent, in seconds and per message: the web, the worker, this script (client and fake), the PostgreSQL
+backends of the benchmark's database, and Redis (the whole server: other users of a shared Redis count too).
+The machine's load average is printed first and last: other processes share the cores.
+
+Goal: at least 300 delivered messages a second. A page is throttled to 250 sends a second (below Facebook's
+300), so the default spreads the load over 4 pages; ``--pages 1`` shows the throttle instead. It checks that
+Facebook got every message exactly once and that none failed.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import time
 from collections import Counter
 
-from _harness import Bench, Worker, procfile_command, raw_post, say, wait_for
+import redis
+from _harness import Bench, Worker, machine, procfile_command, raw_post, say, wait_for
 
 from airy_actors.conversations import ensure_conversation
 from airy_actors.db import database, open_database
@@ -52,9 +58,9 @@ def worker_command(processes: int | None, threads: int | None) -> list[str]:
 
 
 def concurrency_of(command: list[str]) -> int:
-    """Worker processes times threads (airy-actors worker's defaults: 2 and 16)."""
+    """Worker processes times threads (airy-actors worker's defaults: 2 and 32)."""
     processes = int(command[command.index("--processes") + 1]) if "--processes" in command else 2
-    threads = int(command[command.index("--threads") + 1]) if "--threads" in command else 16
+    threads = int(command[command.index("--threads") + 1]) if "--threads" in command else 32
     return processes * threads
 
 
@@ -175,6 +181,23 @@ def delivery_counts(connection) -> tuple[int, int, int, int | None]:  # type: ig
     )
 
 
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine spent busy so far (every core, every process), from /proc/stat."""
+    fields = [int(value) for value in open("/proc/stat").readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def redis_cpu_seconds(url: str) -> float:
+    """CPU time of the whole Redis server so far (``INFO cpu``), shared with whoever else uses it."""
+    client = redis.Redis.from_url(url)
+    try:
+        info = client.info("cpu")
+    finally:
+        client.close()
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=5000)
@@ -189,6 +212,7 @@ def main() -> int:
 
     command = worker_command(args.processes, args.threads)
     concurrency = concurrency_of(command)
+    say(machine())
     with Bench("send", log_level=args.log_level) as bench:
         fake = bench.fake_graph
         fake.latency_ms = args.latency_ms
@@ -214,7 +238,14 @@ def main() -> int:
             for number in range(args.messages)
         ]
         say(f"sending {args.messages} messages over {args.connections} connections")
-        cpu_before = {"web": web.cpu_seconds(), "worker": worker.cpu_seconds(), "bench": time.process_time()}
+        cpu_before = {
+            "web": web.cpu_seconds(),
+            "worker": worker.cpu_seconds(),
+            "bench": time.process_time(),
+            "postgres": bench.postgres_cpu_seconds(),
+            "redis": redis_cpu_seconds(bench.redis_url),
+            "machine": machine_busy_seconds(),
+        }
         statuses, first_post_ms = post_all(web.port, requests, args.connections)
         posted_s = time.time() - first_post_ms / 1000
         say(f"  all posted in {posted_s:.1f} s ({args.messages / posted_s:.0f}/s); answers {dict(statuses)}")
@@ -233,7 +264,10 @@ def main() -> int:
             "web": web.cpu_seconds() - cpu_before["web"],
             "worker": worker.cpu_seconds() - cpu_before["worker"],
             "bench (client and fake)": time.process_time() - cpu_before["bench"],
+            "PostgreSQL": bench.postgres_cpu_seconds() - cpu_before["postgres"],
+            "Redis": redis_cpu_seconds(bench.redis_url) - cpu_before["redis"],
         }
+        machine_busy = machine_busy_seconds() - cpu_before["machine"]
         watch.close()
 
         sent = fake.sent_messages[sent_before:]
@@ -247,7 +281,17 @@ def main() -> int:
         say(f"  baseline, {concurrency} threads / {args.latency_ms} ms: {ideal:.0f}/s -> ratio {rate / ideal:.2f}")
         say(f"  baseline, the fake's own max rate: {ceiling:.0f}/s -> ratio {rate / ceiling:.2f}")
         say("  CPU seconds: " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu.items()))
+        per_message = [f"{name} {seconds / args.messages * 1000:.2f}" for name, seconds in cpu.items()]
+        per_message.append(f"total {sum(cpu.values()) / args.messages * 1000:.2f}")
+        say("  CPU ms per message: " + ", ".join(per_message))
+        elapsed_cpu_s = time.time() - first_post_ms / 1000
+        say(
+            f"  the machine was busy {machine_busy:.1f} CPU seconds of {elapsed_cpu_s * os.cpu_count():.1f} meanwhile;"
+            f" other processes took {machine_busy - sum(cpu.values()):.1f}"
+        )
         say(f"  goal: >= 300 messages/s: {'met' if rate >= 300 else 'NOT met'}")
+        say(f"  worker: {' '.join(command[1:])}")
+        say(machine())
         if failed or duplicates or len(sent) != args.messages:
             raise SystemExit("some messages failed, or were not sent exactly once")
     return 0

@@ -40,7 +40,11 @@ def get_throttle() -> PageThrottle:
 def deliver_message(message_id: str) -> None:
     """Sends one outbound message to Facebook, or settles it; runs again later when it must."""
     try:
-        again_in_ms = sending.deliver(message_id, graph=get_graph_client(), throttle=get_throttle())
+        # The run's connection is its own (the database middleware hands it back after the run): it may go back
+        # to the pool while the run waits, for a throttling slot or for Facebook.
+        again_in_ms = sending.deliver(
+            message_id, graph=get_graph_client(), throttle=get_throttle(), release_connection=True
+        )
     except Exception as exc:
         if _is_last_try():
             logger.exception("giving up on a send", extra={"message_id": message_id})
