@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 
 from airy_actors.errors import BadRequest, PayloadTooLarge
+from airy_actors.pagination import page_size_from
 
 MAX_BODY_BYTES = 1_048_576  # 1 MiB, exactly, is accepted
 
@@ -108,6 +109,10 @@ class Body:
         if isinstance(value, bool) or not isinstance(value, int):
             raise BadRequest(f"{name} must be an integer")
         return value
+
+    def page(self) -> dict[str, Any]:
+        """The paging fields of a list endpoint, ``cursor`` and ``page_size``, as its keyword arguments."""
+        return {"cursor": self.optional_string("cursor"), "page_size": page_size_from(self.data.get("page_size"))}
 
     def optional_list(self, name: str) -> list[Any] | None:
         value = self.data.get(name)

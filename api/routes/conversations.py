@@ -7,7 +7,6 @@ from starlette.responses import JSONResponse
 
 from airy_actors import reading
 from airy_actors.errors import BadRequest
-from airy_actors.pagination import page_size_from
 from api.bodies import Body
 from api.database import in_database
 
@@ -21,8 +20,7 @@ async def conversations_list(request: Request) -> JSONResponse:
     return JSONResponse(
         await in_database(
             reading.list_conversations,
-            cursor=body.optional_string("cursor"),
-            page_size=page_size_from(body.data.get("page_size")),
+            **body.page(),
             channel_id=_filter(filters, "channel_id"),
             display_name=_filter(filters, "display_name"),
         )
@@ -53,8 +51,7 @@ async def messages_list(request: Request) -> JSONResponse:
         await in_database(
             reading.list_messages,
             body.string("conversation_id"),
-            cursor=body.optional_string("cursor"),
-            page_size=page_size_from(body.data.get("page_size")),
+            **body.page(),
         )
     )
 

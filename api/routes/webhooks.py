@@ -10,7 +10,6 @@ from starlette.routing import Route
 
 from airy_actors import integrations, outbox
 from airy_actors.actors.webhooks import start_lane
-from airy_actors.pagination import page_size_from
 from api.bodies import Body
 from api.database import in_database
 
@@ -51,8 +50,7 @@ async def deliveries(request: Request) -> JSONResponse:
         await in_database(
             integrations.list_deliveries,
             body.string("id"),
-            cursor=body.optional_string("cursor"),
-            page_size=page_size_from(body.data.get("page_size")),
+            **body.page(),
         )
     )
 
