@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 import peewee
 from playhouse import db_url
 from playhouse.migrate import SchemaMigrator, migrate
+from playhouse.pool import PooledDatabase
 
 from airy_actors.errors import ConfigError
 
@@ -100,3 +101,14 @@ def write_transaction() -> peewee._atomic:
     if isinstance(database.obj, peewee.SqliteDatabase):
         return database.atomic("IMMEDIATE")
     return database.atomic()
+
+
+def release_connection() -> None:
+    """Hands this thread's pooled connection back before a wait (an HTTP call, a throttling slot).
+
+    The next query takes one again. A worker thread so holds a connection only while it talks to the
+    database, and a worker can run more threads than its pool has connections. Inside a transaction, or on
+    SQLite (one connection a thread, no pool), it does nothing.
+    """
+    if isinstance(database.obj, PooledDatabase) and not database.in_transaction() and not database.is_closed():
+        database.close()

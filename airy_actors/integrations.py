@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 import httpx
 import peewee
 
-from airy_actors import outbox
+from airy_actors import db, outbox
 from airy_actors.db import database, write_transaction
 from airy_actors.errors import BadRequest, NotFound
 from airy_actors.models import new_id
@@ -275,11 +275,22 @@ def drain_outbox(limit: int = 500) -> tuple[list[Lane], bool]:
 # --- delivery ------------------------------------------------------------------------------------------
 
 
-def run_lane(lane: Lane, *, client: httpx.Client, budget_ms: int = 20_000, max_sends: int = 200) -> LaneRun:
+def run_lane(
+    lane: Lane,
+    *,
+    client: httpx.Client,
+    budget_ms: int = 20_000,
+    max_sends: int = 200,
+    release_connection: bool = False,
+) -> LaneRun:
     """Sends a lane's pending deliveries, oldest event first, while they succeed.
 
     Stops when the lane is empty, its head is not due or is being sent by another actor, the subscriber
     failed (the run then says when to try again), or the budget is spent (the run asks to continue).
+
+    Parameters:
+      release_connection: hand the pooled database connection back while each POST waits on the subscriber
+        (an actor's run, whose connection is its own; not a caller's connection context).
     """
     run = LaneRun()
     deadline = now_ms() + budget_ms
@@ -296,7 +307,7 @@ def run_lane(lane: Lane, *, client: httpx.Client, budget_ms: int = 20_000, max_s
                 _release_probe(subscription)
                 run.wake = _due_lanes(lane.subscription_id, exclude=lane.ordering_key)
             return run
-        attempt = _attempt(client, subscription, delivery)
+        attempt = _attempt(client, subscription, delivery, release_connection=release_connection)
         _record(delivery, subscription, attempt)
         if not attempt.delivered and attempt.retryable:
             fresh = WebhookSubscription.get_or_none(WebhookSubscription.id == lane.subscription_id)
@@ -377,10 +388,14 @@ def _head_due_at(lane: Lane) -> int:
     return head.next_attempt_at if head is not None else 0
 
 
-def _attempt(client: httpx.Client, subscription: WebhookSubscription, delivery: WebhookDelivery) -> Attempt:
+def _attempt(
+    client: httpx.Client, subscription: WebhookSubscription, delivery: WebhookDelivery, *, release_connection: bool
+) -> Attempt:
     event = OutboxEvent.get_or_none(OutboxEvent.id == delivery.event_id)
     if event is None:
         return Attempt(None, "the event is no longer stored")
+    if release_connection:  # a subscriber may take the whole timeout to answer
+        db.release_connection()
     return post_event(client, subscription, event, delivery_id=delivery.id)
 
 

@@ -46,6 +46,8 @@ from airy_actors.models import MODELS  # noqa: E402
 from tests.fake_graph import FakeGraph  # noqa: E402
 from tests.support import ThreadedServer  # noqa: E402
 
+pytest_plugins = ["tests.pool"]  # the one_connection fixture
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 

@@ -39,7 +39,7 @@ def drain_outbox() -> None:
 def deliver_webhooks(subscription_id: str, ordering_key: str) -> None:
     """Sends one lane's pending deliveries in order; runs again later when the subscriber failed."""
     lane = Lane(subscription_id, ordering_key)
-    run = integrations.run_lane(lane, client=integrations.get_delivery_client())
+    run = integrations.run_lane(lane, client=integrations.get_delivery_client(), release_connection=True)
     for other in run.wake:
         start_lane(other)
     if run.retry_in_ms is not None:

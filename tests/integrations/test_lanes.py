@@ -12,9 +12,11 @@ import httpx
 import pytest
 
 from airy_actors import integrations
+from airy_actors.db import database
 from airy_actors.integrations import Lane
 from airy_actors.models.integrations import OutboxEvent, WebhookDelivery, WebhookSubscription
 from airy_actors.timestamps import now_ms
+from tests.pool import taken_elsewhere
 
 
 @pytest.fixture
@@ -120,3 +122,25 @@ def test_backoff_grows_with_jitter_and_honours_retry_after_up_to_a_cap(any_db):
     assert integrations.backoff_ms(100) <= policy.max_backoff_ms
     assert integrations.backoff_ms(1, retry_after_ms=30_000) >= 30_000
     assert integrations.backoff_ms(1, retry_after_ms=10**12) == policy.max_retry_after_ms
+
+
+@pytest.mark.usefixtures("one_connection")
+@pytest.mark.parametrize("released", [True, False], ids=["as-the-actor-runs-it", "holding-the-connection"])
+def test_a_lane_holds_no_database_connection_while_the_subscriber_answers(db, released):
+    created = integrations.subscribe("http://receiver.test/hook", headers=None, events=None, signature_key="k")
+    emit("c1", 1)
+    database.close()
+    taken_during_post: list[bool] = []
+
+    def answer(payload: dict) -> int:
+        taken_during_post.append(taken_elsewhere())
+        return 200
+
+    lane = Lane(created["id"], "c1")
+    try:
+        run = integrations.run_lane(lane, client=client(answer, []), release_connection=released)
+    finally:
+        database.close()
+    assert run.sent == 1
+    # The actor's run hands its connection back for the POST: another thread of the worker can use it.
+    assert taken_during_post == [not released]
