@@ -7,7 +7,7 @@ Use from a script in ``bench/`` (run from the repository root as ``python bench/
 
     with Bench("ingestion") as bench:          # database, namespace, fake Graph, env; all removed at the end
         web = bench.start_web()                # `airy-actors web` on a free port, waits for /health
-        worker = bench.start_worker()          # the Procfile's `airy-actors worker --processes 2 --threads 16`
+        worker = bench.start_worker()          # the Procfile's `airy-actors worker`, booted
         channel_id = bench.create_channel("1001")
         ...                                    # bench.connect() gives a psycopg2 connection to the database
 
