@@ -46,6 +46,8 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.faults.processes import descendants, signal_groups  # noqa: E402
+
 APP_ID = "1517776481860111"
 APP_SECRET = "bench-app-secret"
 AIRY = str(Path(sys.executable).parent / "airy-actors")
@@ -155,20 +157,7 @@ class Process:
 
     def members(self) -> list[int]:
         """The pids of the process and of all its descendants."""
-        children: dict[int, list[int]] = {}
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                children.setdefault(int(fields[1]), []).append(int(entry.name))
-        found, queue = [], [self.pid]
-        while queue:
-            pid = queue.pop()
-            found.append(pid)
-            queue.extend(children.get(pid, []))
-        return found
+        return descendants(self.pid)
 
     def rss_mb(self) -> dict[int, float]:
         """Resident memory of each member process, in MiB (VmRSS)."""
@@ -201,18 +190,7 @@ class Process:
 
     def stop(self) -> None:
         """SIGTERM to every process group of the tree; SIGKILL what is left after the timeout."""
-        members = self.members()
-        groups = set()
-        for pid in members:
-            try:
-                groups.add(os.getpgid(pid))
-            except ProcessLookupError:
-                pass
-        for group in groups:
-            try:
-                os.killpg(group, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        members = signal_groups(self.pid, signal.SIGTERM)
         try:
             self.popen.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:

@@ -46,6 +46,25 @@ def descendants(root: int) -> list[int]:
     return found
 
 
+def signal_groups(root: int, sig: int) -> list[int]:
+    """Sends ``sig`` to every process group of ``root``'s tree at once, ``root``'s own session included.
+
+    ``airy-actors worker`` runs Dramatiq in a group of its own, so signalling one group misses processes.
+
+    Returns:
+      The tree's pids as they were found.
+    """
+    members = descendants(root)
+    groups = {root}  # the session's own group, even when the root is gone
+    for pid in members:
+        with contextlib.suppress(ProcessLookupError):
+            groups.add(os.getpgid(pid))
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, sig)
+    return members
+
+
 def _alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie, dead but not reaped, does not)."""
     try:
@@ -105,17 +124,7 @@ class AiryProcess:
 
     def crash(self) -> None:
         """SIGKILLs every process group of the tree at once, and reaps the root."""
-        groups = {self.pid}  # the session's own group, even when the root is gone
-        for pid in self.tree():
-            try:
-                groups.add(os.getpgid(pid))
-            except ProcessLookupError:
-                pass
-        for group in groups:
-            try:
-                os.killpg(group, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        signal_groups(self.pid, signal.SIGKILL)
         if self.process is not None:
             self.process.wait(timeout=STOP_TIMEOUT_S)
 
