@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
+import peewee
 from peewee import Case
 
 from airy_actors import outbox
 from airy_actors.db import database, write_transaction
 from airy_actors.models import Channel, Contact, Conversation, Message, stable_id
 from airy_actors.timestamps import now_ms
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -91,6 +95,199 @@ def insert_message(
         # After the conversation's row lock: events of one conversation get outbox ids in commit order.
         outbox.message_created(Message(**row))
         return True
+
+
+@dataclass(frozen=True)
+class ContactMessage:
+    """A message that a contact wrote, to be stored by :func:`insert_contact_messages`."""
+
+    channel_id: str
+    psid: str
+    source_message_id: str
+    content: dict[str, Any]
+    sent_at: int
+    metadata: dict[str, Any]
+    contact_id: str = field(init=False)
+    conversation_id: str = field(init=False)
+    message_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "contact_id", stable_id("contact", self.channel_id, self.psid))
+        object.__setattr__(self, "conversation_id", stable_id("conversation", self.channel_id, self.psid))
+        object.__setattr__(self, "message_id", stable_id("message", self.channel_id, self.source_message_id))
+
+
+@dataclass
+class StoredContactMessages:
+    """What :func:`insert_contact_messages` did: which messages are new, and which contacts it created."""
+
+    new: list[bool]
+    contacts_created: set[str]
+
+
+# Contact messages are most of what a page receives, and the worker's CPU bounds how many a second it stores
+# (bench/ingestion.py): building Peewee queries and models took more CPU than the database's own work. So a
+# batch of them takes a few plain-SQL statements for all, whatever its size. ``{p}`` is the database's
+# placeholder; both engines run the same SQL. Statements carry at most ROWS_PER_STATEMENT rows, well within
+# SQLite's limit on parameters.
+ROWS_PER_STATEMENT = 500
+_LOCK_CONVERSATIONS = "SELECT id FROM conversation WHERE id IN ({ids}) ORDER BY id"
+_INSERT_CONTACT_MESSAGES = """
+INSERT INTO message (id, conversation_id, channel_id, source_message_id, content, delivery_state, from_contact,
+  sender_id, sent_at, metadata, created_at, updated_at)
+VALUES {rows}
+ON CONFLICT DO NOTHING
+RETURNING id
+"""
+_CONTACT_MESSAGE_ROW = "({p}, {p}, {p}, {p}, {p}, 'delivered', TRUE, {p}, {p}, {p}, {p}, {p})"
+# The same bookkeeping as _conversation_changes, for several conversations and several new contact messages
+# each: v is (conversation id, its newest new message's id, that message's sent_at, how many are new). The
+# columns of a VALUES list are column1, column2, ... on PostgreSQL and SQLite alike.
+_UPDATE_CONVERSATIONS = """
+UPDATE conversation SET
+  last_message_id = CASE WHEN last_message_at <= v.column3 THEN v.column2 ELSE last_message_id END,
+  last_message_at = CASE WHEN last_message_at <= v.column3 THEN v.column3 ELSE last_message_at END,
+  last_contact_message_at = CASE
+    WHEN last_contact_message_at IS NULL OR last_contact_message_at < v.column3 THEN v.column3
+    ELSE last_contact_message_at END,
+  unread_message_count = unread_message_count + v.column4
+FROM (VALUES {rows}) AS v
+WHERE conversation.id = v.column1
+"""
+
+
+def insert_contact_messages(messages: Sequence[ContactMessage]) -> StoredContactMessages:
+    """Stores contact messages as :func:`ensure_conversation` and :func:`insert_message` would one by one.
+
+    Missing contacts and their conversations are created; a message whose id or ``source_message_id`` is stored
+    already (or comes earlier in ``messages``) is skipped; each touched conversation gets its last message (the
+    newest by ``sent_at``, the later one on a tie), unread count and messaging window in one UPDATE; and
+    ``message.created`` goes into the outbox for each new message, in order. Call it inside a write
+    transaction, on a database that answers ``INSERT ... RETURNING`` (see ``db.supports_returning``; SQLite
+    answers ``UPDATE ... FROM`` from an earlier version on).
+
+    Conversations are locked in the order of their ids (on PostgreSQL), so that two workers storing messages
+    of overlapping conversations wait for each other instead of deadlocking.
+
+    Returns:
+      For each message, in order, whether it is new; and the ids of the contacts created.
+    """
+    conversations = {message.conversation_id: message for message in messages}
+    contacts_created = _ensure_conversations(list(conversations.values()))
+    firsts: dict[str, ContactMessage] = {}
+    for message in messages:
+        firsts.setdefault(message.message_id, message)
+    inserted = _insert_new(list(firsts.values()))
+    new = []
+    for message in messages:
+        new.append(message.message_id in inserted)
+        inserted.discard(message.message_id)  # a second copy in the batch is not new
+    created = [message for message, is_new in zip(messages, new, strict=True) if is_new]
+    if created:
+        _update_conversations(created)
+        if "message.created" in outbox.subscribed_event_types():
+            for message in created:
+                outbox.message_created(Message(**_message_row(message)))
+    return StoredContactMessages(new, contacts_created)
+
+
+def _ensure_conversations(firsts: list[ContactMessage]) -> set[str]:
+    """Locks the conversations of ``firsts`` (one message per conversation), creating the missing ones.
+
+    Returns:
+      The ids of the contacts created.
+    """
+    lock = " FOR NO KEY UPDATE" if isinstance(database.obj, peewee.PostgresqlDatabase) else ""
+    ordered = sorted(message.conversation_id for message in firsts)
+    found: set[str] = set()
+    for chunk in _chunks(ordered):
+        cursor = _execute(_LOCK_CONVERSATIONS.format(ids=", ".join(["{p}"] * len(chunk))) + lock, chunk)
+        found.update(conversation_id for (conversation_id,) in cursor.fetchall())
+    missing = [message for message in firsts if message.conversation_id not in found]
+    if not missing:
+        return set()
+    # Rare (a contact's first message): Peewee is cheap enough here. A contact that another worker created
+    # meanwhile is not ours to announce; its conversation came with it.
+    contacts = [{"id": m.contact_id, "channel": m.channel_id, "source_contact_id": m.psid} for m in missing]
+    insert = Contact.insert_many(contacts).on_conflict_ignore().returning(Contact.id)
+    created = {contact_id for (contact_id,) in insert.tuples().execute()}
+    rows = [
+        {"id": m.conversation_id, "channel": m.channel_id, "contact": m.contact_id}
+        for m in missing
+        if m.contact_id in created
+    ]
+    if rows:
+        Conversation.insert_many(rows).on_conflict_ignore().execute()
+    return created
+
+
+def _insert_new(messages: list[ContactMessage]) -> set[str]:
+    """Inserts ``messages`` (distinct ids) unless stored already. Returns the ids of those inserted."""
+    # Sorted by their unique key, so that two workers inserting the same redelivered messages never deadlock.
+    ordered = sorted(messages, key=lambda message: (message.channel_id, message.source_message_id))
+    inserted: set[str] = set()
+    now = now_ms()
+    for chunk in _chunks(ordered):
+        params = []
+        for message in chunk:
+            params += (
+                message.message_id,
+                message.conversation_id,
+                message.channel_id,
+                message.source_message_id,
+                Message.content.db_value(message.content),
+                message.psid,
+                message.sent_at,
+                Message.metadata.db_value(message.metadata),
+                now,
+                now,
+            )
+        sql = _INSERT_CONTACT_MESSAGES.format(rows=", ".join([_CONTACT_MESSAGE_ROW] * len(chunk)))
+        inserted.update(message_id for (message_id,) in _execute(sql, params).fetchall())
+    return inserted
+
+
+def _update_conversations(created: list[ContactMessage]) -> None:
+    """Moves each conversation's last message, unread count and window past its new messages, in one UPDATE."""
+    newest: dict[str, ContactMessage] = {}
+    counts: dict[str, int] = {}
+    for message in created:
+        best = newest.get(message.conversation_id)
+        if best is None or message.sent_at >= best.sent_at:  # insert_message's rule: the later one wins a tie
+            newest[message.conversation_id] = message
+        counts[message.conversation_id] = counts.get(message.conversation_id, 0) + 1
+    for chunk in _chunks(sorted(newest)):
+        params = []
+        for conversation_id in chunk:
+            message = newest[conversation_id]
+            params += (conversation_id, message.message_id, message.sent_at, counts[conversation_id])
+        rows = ", ".join(["({p}, {p}, {p}, {p})"] * len(chunk))
+        _execute(_UPDATE_CONVERSATIONS.format(rows=rows), params)
+
+
+def _message_row(message: ContactMessage) -> dict[str, Any]:
+    return {
+        "id": message.message_id,
+        "conversation": message.conversation_id,
+        "channel": message.channel_id,
+        "source_message_id": message.source_message_id,
+        "content": message.content,
+        "delivery_state": "delivered",
+        "from_contact": True,
+        "sender_id": message.psid,
+        "sent_at": message.sent_at,
+        "metadata": message.metadata,
+    }
+
+
+def _execute(sql: str, params: Sequence[Any]) -> Any:
+    """Runs ``sql``, whose ``{p}`` are the database's placeholders, on this thread's connection."""
+    return database.execute_sql(sql.replace("{p}", database.param), params)
+
+
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), ROWS_PER_STATEMENT):
+        yield items[start : start + ROWS_PER_STATEMENT]
 
 
 def _conversation_changes(message_id: str, sent_at: int, from_contact: bool) -> dict[Any, Any]:

@@ -5,8 +5,8 @@ Run by hand from the repository root::
     python bench/ingestion.py [--events 20000] [--steady-seconds 30] [--steady-rate 200] [--contacts 1000]
 
 It creates a fresh PostgreSQL database, serves the fake Graph API (contact profiles), and starts the
-Procfile's processes as subprocesses: ``airy-actors web`` and ``airy-actors worker --processes 2 --threads
-16``, on the local Redis under a broker namespace of their own. Then, in the same run:
+Procfile's processes as subprocesses (``airy-actors web`` and ``airy-actors worker`` with the Procfile's
+options), on the local Redis under a broker namespace of their own. Then, in the same run:
 
 1. baseline: one client INSERTs and COMMITs one row per event (a row shaped like a message) into a scratch
    table of the same database, as fast as it can, for a few seconds;
@@ -39,6 +39,7 @@ from _harness import (
     Worker,
     machine,
     percentile,
+    procfile_command,
     run_load,
     say,
     summary_ms,
@@ -89,7 +90,7 @@ def main() -> int:
     p99 = percentile(lags, 0.99)
     rows = [
         ("machine", machine()),
-        ("processes", "airy-actors web; airy-actors worker --processes 2 --threads 16 (the Procfile)"),
+        ("processes", "; ".join(" ".join(["airy-actors", *procfile_command(p)[1:]]) for p in ("web", "worker"))),
         ("baseline", f"{baseline:.0f} rows/s: one client, INSERT+COMMIT of one message-like row"),
         ("throughput", f"{throughput:.0f} events/s from first request to last message stored"),
         (

@@ -19,30 +19,31 @@ logger = logging.getLogger(__name__)
 def ingest_webhook_event(webhook_event_id: int) -> None:
     """Applies one stored webhook request; enqueues profile fetches and deferred retries after the commit."""
     result = ingestion.ingest_webhook_event(webhook_event_id, app_id=get_settings().facebook_app_id)
-    if result.already_processed:
-        return
-    for contact_id in result.contacts_created:
-        fetch_contact_profile.send(contact_id)
-    if result.deferred_event_id is not None:
-        ingest_webhook_event.send_with_options(args=(result.deferred_event_id,), delay=result.deferred_delay_ms)
-    logger.info(
-        "ingested webhook request",
-        extra={
-            "webhook_event_id": webhook_event_id,
-            "messages_created": result.messages_created,
-            "events_applied": result.events_applied,
-            "deferred": result.deferred_event_id is not None,
-        },
-    )
+    _after_commit([webhook_event_id], [result])
 
 
 @dramatiq.actor(queue_name="ingestion", max_retries=20, min_backoff=500, max_backoff=60_000, time_limit=60_000)
 def ingest_webhook_events(webhook_event_ids: list[int]) -> None:
-    """Applies stored webhook requests that the web stored together, one after the other.
+    """Applies stored webhook requests that the web stored together, in one transaction.
 
-    One message for several requests keeps the web's enqueueing cheap under load. A request that fails is
-    handed to :func:`ingest_webhook_event` alone, with retries of its own, and holds up none of the others.
+    One message and one transaction for several requests keep both the web's enqueueing and the worker's
+    writes cheap under load. When that transaction fails, each request is applied on its own; one that fails
+    again is handed to :func:`ingest_webhook_event` alone, with retries of its own, and holds up none of the
+    others.
     """
+    try:
+        results = ingestion.ingest_webhook_events(webhook_event_ids, app_id=get_settings().facebook_app_id)
+    except Exception as error:
+        logger.warning(
+            "a batch of webhook requests failed; applying them one at a time",
+            extra={"webhook_event_ids": webhook_event_ids, "error": type(error).__name__},
+        )
+        _one_at_a_time(webhook_event_ids)
+        return
+    _after_commit(webhook_event_ids, results)
+
+
+def _one_at_a_time(webhook_event_ids: list[int]) -> None:
     for webhook_event_id in webhook_event_ids:
         try:
             ingest_webhook_event(webhook_event_id)
@@ -52,6 +53,27 @@ def ingest_webhook_events(webhook_event_ids: list[int]) -> None:
                 extra={"webhook_event_id": webhook_event_id, "error": type(error).__name__},
             )
             ingest_webhook_event.send(webhook_event_id)
+
+
+def _after_commit(webhook_event_ids: list[int], results: list[ingestion.IngestionResult]) -> None:
+    """Enqueues the new contacts' profile fetches and the deferred events' retries; logs what was done."""
+    applied = [result for result in results if not result.already_processed]
+    if not applied:
+        return
+    for result in applied:
+        for contact_id in result.contacts_created:
+            fetch_contact_profile.send(contact_id)
+        if result.deferred_event_id is not None:
+            ingest_webhook_event.send_with_options(args=(result.deferred_event_id,), delay=result.deferred_delay_ms)
+    logger.info(
+        "ingested webhook requests",
+        extra={
+            "webhook_event_ids": webhook_event_ids,
+            "messages_created": sum(result.messages_created for result in applied),
+            "events_applied": sum(result.events_applied for result in applied),
+            "deferred": sum(result.deferred_event_id is not None for result in applied),
+        },
+    )
 
 
 @dramatiq.actor(queue_name="profiles", max_retries=5, min_backoff=1_000, max_backoff=60_000, time_limit=30_000)

@@ -1,0 +1,44 @@
+"""The batch ingestion actor, on PostgreSQL and SQLite: a request that can't be applied holds up none of the
+others stored with it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airy_actors.actors import ingestion as ingestion_actors
+from airy_actors.ingestion import store_webhook_requests
+from airy_actors.models import Channel, Message, WebhookEvent
+from tests.support import entry, text_message, webhook_body
+
+PAGE = "1001"
+
+
+@pytest.fixture
+def channel(any_db, broker) -> Channel:
+    return Channel.create(source_channel_id=PAGE, name="Acme", page_token="PAGE-TOKEN")
+
+
+def poisoned_request() -> int:
+    """A stored request that fails every time it is applied (a deferred event of a kind no code knows)."""
+    body = json.dumps({"object": "airy.deferred", "events": [{"type": "NoSuchEvent"}]})
+    return WebhookEvent.create(body=body, digest="poison", generation=1).id
+
+
+def test_a_poisoned_request_is_retried_alone_and_the_rest_of_its_batch_is_stored(channel, monkeypatch):
+    # Given a batch of three requests whose second always fails
+    bodies = [webhook_body(entry(PAGE, text_message(PAGE, f"200{n}", f"m_{n}", "hi"))) for n in range(2)]
+    first, third = (row_id for row_id, _ in store_webhook_requests(bodies))
+    second = poisoned_request()
+    retried_alone: list[int] = []
+    monkeypatch.setattr(ingestion_actors.ingest_webhook_event, "send", retried_alone.append)
+
+    # When the batch actor runs
+    ingestion_actors.ingest_webhook_events([first, second, third])
+
+    # Then the two good requests are stored and processed, and the poisoned one is handed to its own actor
+    assert sorted(m.source_message_id for m in Message.select()) == ["m_0", "m_1"]
+    unprocessed = WebhookEvent.select(WebhookEvent.id).where(WebhookEvent.processed_at.is_null())
+    assert [row.id for row in unprocessed] == [second]
+    assert retried_alone == [second]
