@@ -39,10 +39,14 @@ Exactly once towards Facebook
   cannot be matched to its echo: it ends ``failed`` (unconfirmed) once the attempt is stale.
 
 Cost
-  CPU bounds how many messages a second are sent (bench/send.py), so the path every message takes is short:
-  accepting it is a SELECT and an INSERT (one statement with the conversation's update, on PostgreSQL);
-  delivering it is a SELECT, the claim of the attempt and the record of Facebook's answer, each one statement
-  committed on its own. An actor run hands its database connection back to the pool while it waits for a
+  CPU bounds how many messages a second are sent (bench/send.py), so the path every message takes is short,
+  and its fixed costs are shared by the messages that come together. Sends posted at the same time are
+  accepted together (:func:`accept_sends`, from api/send_writer.py): one SELECT, one INSERT (one statement with
+  the conversations' update, on PostgreSQL), one commit, one enqueue. They are delivered together
+  (:func:`deliver_batch`, the ``deliver_messages`` actor): one SELECT, one throttling request a page, one claim
+  of the attempts (the same compare-and-set, row by row), the Send API calls in parallel, one record of the
+  delivered ones; each statement committed on its own. Whatever is rare or went wrong takes the path of one
+  message (:func:`deliver`). A run hands its database connection back to the pool while it waits for a
   throttling slot or for Facebook, so a worker can run more threads than it holds connections.
 """
 
@@ -50,16 +54,19 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import peewee
-from playhouse.pool import MaxConnectionsExceeded, PooledDatabase
+from playhouse.pool import MaxConnectionsExceeded
 
-from airy_actors import channels, outbox
+from airy_actors import channels, db, outbox, throttling
 from airy_actors.conversations import save_metadata, update_send_bookkeeping
-from airy_actors.db import database, write_transaction
+from airy_actors.db import database, supports_returning, write_transaction
 from airy_actors.errors import BadRequest, NotFound
 from airy_actors.graph import ErrorKind, GraphClient, GraphError
 from airy_actors.models import Channel, Message, new_id
@@ -84,6 +91,9 @@ ATTEMPT_MARGIN_MS = 5_000  # beyond the Graph timeout, before an attempt in flig
 ECHO_WAIT_MS = 30_000  # from the start of an interrupted attempt, how long its echo may take
 ECHO_GRACE_MS = 3_000  # after Facebook did not answer, before retrying, for an echo to claim the message
 SWEEP_GRACE_MS = 30_000  # a pending send untouched this long past its due time is re-enqueued
+NO_MESSAGE_ID = "Facebook answered without a message_id"
+# Batches: the most sends accepted together, and so delivered together.
+MAX_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -156,30 +166,43 @@ def check_window(last_contact_message_at: int | None, tag: str | None, now: int)
 # of the round trips themselves, and CPU is what bounds how many messages a second the web and the worker
 # handle (bench/send.py). The rare paths stay in Peewee. ``{p}`` is the database's placeholder; both engines
 # run the same SQL.
-_CONVERSATION = """
-SELECT c.last_contact_message_at, ch.id, ch.connected, ch.page_token, ch.source_channel_id
+_CONVERSATIONS = """
+SELECT c.id, c.last_contact_message_at, ch.id, ch.connected, ch.page_token, ch.source_channel_id
 FROM conversation AS c
 JOIN channel AS ch ON ch.id = c.channel_id
-WHERE c.id = {p}
+WHERE c.id IN ({ids})
 """
 _INSERT_OUTBOUND = """
 INSERT INTO message (id, conversation_id, channel_id, content, delivery_state, from_contact, sender_id, sent_at,
   metadata, created_at, updated_at, messaging_type, message_tag)
-VALUES ({p}, {p}, {p}, {p}, 'pending', FALSE, {p}, {p}, {p}, {p}, {p}, {p}, {p})
+VALUES {messages}
 """
-# The conversation's last message, as airy_actors.conversations.insert_message keeps it for a page's message:
-# the newest by sent_at (a page's message changes neither the unread count nor the messaging window).
-_LAST_MESSAGE = """
+_OUTBOUND_ROW = "({p}, {p}, {p}, {p}, 'pending', FALSE, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+# Each conversation's last message, as airy_actors.conversations.insert_message keeps it for a page's message:
+# the newest by sent_at (a page's message changes neither the unread count nor the messaging window). The rows
+# are (conversation id, message id, sent_at), one a conversation; VALUES names its columns column1.. on both
+# engines.
+_LAST_MESSAGES = """
 UPDATE conversation SET
-  last_message_id = CASE WHEN last_message_at <= {p} THEN {p} ELSE last_message_id END,
-  last_message_at = CASE WHEN last_message_at <= {p} THEN {p} ELSE last_message_at END
-WHERE id = {p}
+  last_message_id = CASE WHEN last_message_at <= v.column3 THEN v.column2 ELSE last_message_id END,
+  last_message_at = CASE WHEN last_message_at <= v.column3 THEN v.column3 ELSE last_message_at END
+FROM (VALUES {conversations}) AS v
+WHERE conversation.id = v.column1
 """
 
 
-def _execute(sql: str, *params: Any) -> Any:
-    """Runs one of the statements above on this thread's connection (taken from the pool if need be)."""
-    return database.execute_sql(sql.format(p=database.param), params)
+def _execute(sql: str, *params: Any, **lists: str) -> Any:
+    """Runs one of the statements above on this thread's connection (taken from the pool if need be).
+
+    Parameters:
+      lists: the statement's lists of placeholders or rows, by name, written with ``{p}`` too.
+    """
+    p = database.param
+    return database.execute_sql(sql.format(p=p, **{name: text.format(p=p) for name, text in lists.items()}), params)
+
+
+def _placeholders(count: int, row: str = "{p}") -> str:
+    return ", ".join([row] * count)
 
 
 def accept_send(request: SendRequest, now: int | None = None) -> Message:
@@ -191,31 +214,91 @@ def accept_send(request: SendRequest, now: int | None = None) -> Message:
       NotFound: when the conversation does not exist.
       BadRequest: when the channel is disconnected or the window is closed.
     """
+    [accepted] = accept_sends([request], now)
+    if isinstance(accepted, Exception):
+        raise accepted
+    return accepted
+
+
+def accept_sends(requests: list[SendRequest], now: int | None = None) -> list[Message | Exception]:
+    """Stores several outbound messages ``pending`` at once: one SELECT, one INSERT, one commit.
+
+    Sends that arrive together (messages.send under load) so share the round trips and the commit, which cost
+    far more than checking each. Each request is checked on its own, and a bad one fails alone.
+
+    The caller enqueues the delivery of the accepted messages after this returns (the writes have committed).
+
+    Returns:
+      For each request, in order, its stored message or its error: NotFound when the conversation does not
+      exist, BadRequest when its options are wrong, its channel is disconnected or its window is closed; when
+      storing the batch failed and some request of it then fails alone, the database's error.
+    """
     now = now_ms() if now is None else now
-    messaging_type = check_send_options(request.messaging_type, request.tag)
+    try:
+        return _accept_together(requests, now)
+    except peewee.DatabaseError:
+        if len(requests) == 1:
+            raise
+        logger.warning("could not store a batch of sends; storing each alone", exc_info=True)
+    return [_accept_alone(request, now) for request in requests]
+
+
+def _accept_alone(request: SendRequest, now: int) -> Message | Exception:
+    try:
+        return _accept_together([request], now)[0]
+    except peewee.DatabaseError as error:
+        return error
+
+
+def _accept_together(requests: list[SendRequest], now: int) -> list[Message | Exception]:
     if isinstance(database.obj, peewee.PostgresqlDatabase) and "message.created" not in outbox.subscribed_event_types():
-        # No event to write with it: the message and the conversation's last message are one statement, which
-        # is atomic by itself, with no transaction to open and commit around it.
-        message = _outbound_message(request, messaging_type, now)
-        _execute(
-            f"WITH inserted AS ({_INSERT_OUTBOUND}) {_LAST_MESSAGE}", *_insert_params(message), *_last_params(message)
-        )
-        return message
+        # No event to write with them: the messages and the conversations' last messages are one statement,
+        # which is atomic by itself, with no transaction to open and commit around it.
+        results = _outbound_messages(requests, now)
+        messages = _accepted(results)
+        if messages:
+            rows, params = _inserted(messages)
+            last_rows, last_params = _last_messages(messages)
+            statement = f"WITH inserted AS ({_INSERT_OUTBOUND}) {_LAST_MESSAGES}"
+            _execute(statement, *params, *last_params, messages=rows, conversations=last_rows)
+        return results
     with write_transaction():
-        message = _outbound_message(request, messaging_type, now)
-        _execute(_INSERT_OUTBOUND, *_insert_params(message))
-        _execute(_LAST_MESSAGE, *_last_params(message))
-        # After the conversation's row lock, as insert_message does: its events get outbox ids in commit order.
-        outbox.message_created(message)
-        return message
+        results = _outbound_messages(requests, now)
+        messages = _accepted(results)
+        if messages:
+            rows, params = _inserted(messages)
+            _execute(_INSERT_OUTBOUND, *params, messages=rows)
+            last_rows, last_params = _last_messages(messages)
+            _execute(_LAST_MESSAGES, *last_params, conversations=last_rows)
+            # After the conversations' row locks, as insert_message does: events get outbox ids in commit order.
+            for message in messages:
+                outbox.message_created(message)
+        return results
 
 
-def _outbound_message(request: SendRequest, messaging_type: str, now: int) -> Message:
-    """The message to store, once its conversation, channel and window are checked."""
-    row = _execute(_CONVERSATION, request.conversation_id).fetchone()
-    if row is None:
+def _accepted(results: list[Message | Exception]) -> list[Message]:
+    return [result for result in results if isinstance(result, Message)]
+
+
+def _outbound_messages(requests: list[SendRequest], now: int) -> list[Message | Exception]:
+    """The messages to store, each once its options, conversation, channel and window are checked."""
+    conversation_ids = list(dict.fromkeys(request.conversation_id for request in requests))
+    rows = _execute(_CONVERSATIONS, *conversation_ids, ids=_placeholders(len(conversation_ids))).fetchall()
+    conversations = {row[0]: row[1:] for row in rows}
+    results: list[Message | Exception] = []
+    for request in requests:
+        try:
+            results.append(_outbound_message(request, conversations.get(request.conversation_id), now))
+        except (BadRequest, NotFound) as error:
+            results.append(error)
+    return results
+
+
+def _outbound_message(request: SendRequest, conversation: tuple[Any, ...] | None, now: int) -> Message:
+    messaging_type = check_send_options(request.messaging_type, request.tag)
+    if conversation is None:
         raise NotFound(f"conversation {request.conversation_id} does not exist")
-    last_contact_message_at, channel_id, connected, page_token, page_id = row
+    last_contact_message_at, channel_id, connected, page_token, page_id = conversation
     if not connected or not page_token:
         raise BadRequest(f"the channel {channel_id} of this conversation is disconnected; reconnect the page to send")
     check_window(last_contact_message_at, request.tag, now)
@@ -236,24 +319,33 @@ def _outbound_message(request: SendRequest, messaging_type: str, now: int) -> Me
     )
 
 
-def _insert_params(message: Message) -> tuple[Any, ...]:
-    return (
-        message.id,
-        message.conversation_id,
-        message.channel_id,
-        Message.content.db_value(message.content),
-        message.sender_id,
-        message.sent_at,
-        Message.metadata.db_value(message.metadata),
-        message.created_at,
-        message.created_at,
-        message.messaging_type,
-        message.message_tag,
-    )
+def _inserted(messages: list[Message]) -> tuple[str, list[Any]]:
+    """The rows of ``messages`` for :data:`_INSERT_OUTBOUND`, and their parameters."""
+    params: list[Any] = []
+    for message in messages:
+        params += (
+            message.id,
+            message.conversation_id,
+            message.channel_id,
+            Message.content.db_value(message.content),
+            message.sender_id,
+            message.sent_at,
+            Message.metadata.db_value(message.metadata),
+            message.created_at,
+            message.created_at,
+            message.messaging_type,
+            message.message_tag,
+        )
+    return _placeholders(len(messages), _OUTBOUND_ROW), params
 
 
-def _last_params(message: Message) -> tuple[Any, ...]:
-    return (message.sent_at, message.id, message.sent_at, message.sent_at, message.conversation_id)
+def _last_messages(messages: list[Message]) -> tuple[str, list[Any]]:
+    """The rows for :data:`_LAST_MESSAGES`: the batch's last message of each conversation (they share sent_at)."""
+    last = {message.conversation_id: message for message in messages}
+    params: list[Any] = []
+    for message in last.values():
+        params += (message.conversation_id, message.id, message.sent_at)
+    return _placeholders(len(last), "({p}, {p}, {p})"), params
 
 
 # --- delivering it -----------------------------------------------------------------------------------------
@@ -310,19 +402,28 @@ class _Job:
 # The contact's PSID by scalar subqueries: PostgreSQL plans them apart, in a fraction of the time that planning
 # a four-table join takes, which was most of this query's cost.
 _LOAD = """
-SELECT m.content, m.delivery_state, m.messaging_type, m.message_tag, m.send_state, m.send_attempts,
+SELECT m.id, m.content, m.delivery_state, m.messaging_type, m.message_tag, m.send_state, m.send_attempts,
        m.send_attempt_at, ch.id, ch.connected, ch.page_token, ch.source_channel_id,
        (SELECT k.source_contact_id FROM contact AS k
         WHERE k.id = (SELECT c.contact_id FROM conversation AS c WHERE c.id = m.conversation_id))
 FROM message AS m
 JOIN channel AS ch ON ch.id = m.channel_id
-WHERE m.id = {p} AND NOT m.from_contact
+WHERE m.id IN ({ids}) AND NOT m.from_contact
 """
 # The compare-and-set of an attempt: only from a waiting state, and only if no other run counted one meanwhile.
 _CLAIM = """
 UPDATE message SET send_state = 'in_flight', send_attempts = {p}, send_attempt_at = {p}, send_due_at = {p}
 WHERE id = {p} AND NOT from_contact AND delivery_state = 'pending'
   AND (send_state IS NULL OR send_state = 'queued') AND COALESCE(send_attempts, 0) = {p}
+"""
+# The same compare-and-set for several messages at once, each against the attempts its run loaded: the rows
+# of ``attempts`` are (message id, attempts so far). RETURNING says which ones this run claimed.
+_CLAIM_MANY = """
+UPDATE message SET send_state = 'in_flight', send_attempts = COALESCE(send_attempts, 0) + 1, send_attempt_at = {p},
+  send_due_at = {p}
+WHERE id IN ({ids}) AND NOT from_contact AND delivery_state = 'pending'
+  AND (send_state IS NULL OR send_state = 'queued') AND (id, COALESCE(send_attempts, 0)) IN (VALUES {attempts})
+RETURNING id
 """
 # What _mark_delivered writes, for the common case only: still pending, no mid yet (no echo came first), and
 # metadata as accept_send stored it. Anything else takes the locked path.
@@ -332,13 +433,30 @@ UPDATE message SET delivery_state = 'delivered', source_message_id = {p}, metada
 WHERE id = {p} AND NOT from_contact AND delivery_state = 'pending' AND source_message_id IS NULL
   AND metadata = {p}
 """
+# The same for several messages: the rows of ``answers`` are (message id, mid, metadata); RETURNING says which
+# ones took this path.
+_RECORD_MANY_DELIVERED = """
+UPDATE message SET delivery_state = 'delivered', source_message_id = v.column2, metadata = v.column3,
+  send_state = 'done', send_attempt_at = NULL, updated_at = {p}
+FROM (VALUES {answers}) AS v
+WHERE message.id = v.column1 AND message.id IN ({ids}) AND NOT message.from_contact
+  AND message.delivery_state = 'pending' AND message.source_message_id IS NULL AND message.metadata = {p}
+RETURNING message.id
+"""
 
 
 def _load(message_id: str) -> _Job | None:
-    row = _execute(_LOAD, message_id).fetchone()
-    if row is None:
-        return None
-    content, state, kind, tag, send_state, attempts, attempt_at, channel_id, connected, token, page, psid = row
+    return _load_many([message_id]).get(message_id)
+
+
+def _load_many(message_ids: list[str]) -> dict[str, _Job]:
+    rows = _execute(_LOAD, *message_ids, ids=_placeholders(len(message_ids))).fetchall()
+    return {row[0]: _job(row) for row in rows}
+
+
+def _job(row: tuple[Any, ...]) -> _Job:
+    message_id, content, state, kind, tag, send_state, attempts, attempt_at = row[:8]
+    channel_id, connected, token, page, psid = row[8:]
     message = Message(
         id=message_id,
         content=Message.content.python_value(content),
@@ -351,16 +469,6 @@ def _load(message_id: str) -> _Job | None:
     )
     channel = Channel(id=channel_id, connected=bool(connected), page_token=token, source_channel_id=page)
     return _Job(message, channel, psid)
-
-
-def _release_connection() -> None:
-    """Hands this thread's pooled connection back for a wait (a throttling slot, Facebook's answer).
-
-    The next query takes one again. A worker thread so holds a connection only while it talks to the database,
-    and a worker can run more threads than its pool has connections: PostgreSQL's are few, and shared.
-    """
-    if isinstance(database.obj, PooledDatabase) and not database.in_transaction():
-        database.close()
 
 
 def deliver(
@@ -386,13 +494,12 @@ def deliver(
     if not job.channel.connected or not job.channel.page_token:
         record_failed(message_id, "the channel was disconnected before the message could be sent")
         return None
-    release = _release_connection if release_connection else None
+    release = db.release_connection if release_connection else None
     if not throttle.acquire(job.channel.source_channel_id, media=is_media(message.content), before_waiting=release):
         return THROTTLE_RETRY_MS + random.randint(0, THROTTLE_RETRY_MS)
     attempts = message.send_attempts or 0
     started = now_ms()
-    claimed = _execute(_CLAIM, attempts + 1, started, started + attempt_stale_ms(), message_id, attempts).rowcount
-    if not claimed:
+    if not _claim([job], started):
         return None  # another run of the actor took this attempt (or finished the message); it carries on
     if release is not None:
         release()
@@ -405,7 +512,7 @@ def deliver(
         return _after_error(
             message_id,
             job.channel,
-            GraphError("Facebook answered without a message_id", kind=ErrorKind.PERMANENT, http_status=200),
+            GraphError(NO_MESSAGE_ID, kind=ErrorKind.PERMANENT, http_status=200),
             attempt=attempts + 1,
             started=started,
         )
@@ -424,6 +531,194 @@ def _record_with_retries(message_id: str, mid: str) -> None:
             logger.warning("could not record a delivered send; trying again", extra={"message_id": message_id})
             time.sleep(pause_s)
     record_delivered(message_id, mid)
+
+
+def deliver_batch(
+    message_ids: list[str], *, graph: GraphClient, throttle: PageThrottle, release_connection: bool = False
+) -> list[tuple[list[str], int]]:
+    """Moves several outbound messages towards ``delivered`` or ``failed``; safe to run any number of times.
+
+    Each message takes the path :func:`deliver` takes, with the same compare-and-set of its attempt, but each
+    step is one query or one call for the whole batch: the load, the throttling slots of each page, the claim of
+    the attempts and the record of the delivered ones; the Send API calls go out in parallel. What is rare (an
+    attempt in flight, a disconnected channel, an audio or video) and every error after a call take the path of
+    one message: the caller runs it again alone.
+
+    Parameters:
+      release_connection: as for :func:`deliver`.
+
+    Returns:
+      The messages that the caller must run again, in groups, each with its delay (ms): alone, a rare one (at
+      once) or a retry; together, the messages that got no throttling slot.
+    """
+    if not message_ids:
+        return []
+    common: list[_Job] = []
+    again: list[tuple[list[str], int]] = []
+    for job in _load_many(list(dict.fromkeys(message_ids))).values():
+        if job.message.delivery_state != "pending":
+            continue
+        ordinary = job.message.send_state != "in_flight" and job.channel.connected and job.channel.page_token
+        if ordinary and not is_media(job.message.content):
+            common.append(job)
+        else:
+            again.append(([job.message.id], 0))  # at once, alone: its own run may wait, and must not hold the batch
+    release = db.release_connection if release_connection else None
+    slotted, unslotted = _take_slots(common, throttle, release)
+    if unslotted:
+        again.append(([job.message.id for job in unslotted], THROTTLE_RETRY_MS + random.randint(0, THROTTLE_RETRY_MS)))
+    if slotted:
+        again += _send_claimed(slotted, graph, release)
+    return again
+
+
+def _take_slots(
+    jobs: list[_Job], throttle: PageThrottle, release: Callable[[], None] | None
+) -> tuple[list[_Job], list[_Job]]:
+    """Throttling slots for ``jobs``, one request a page: those that got one, and those that did not."""
+    by_page: dict[str, list[_Job]] = {}
+    for job in jobs:
+        by_page.setdefault(job.channel.source_channel_id, []).append(job)
+    deadline = time.monotonic() + throttling.MAX_WAIT_MS / 1000
+    slotted: list[_Job] = []
+    unslotted: list[_Job] = []
+    for page_id, page_jobs in by_page.items():
+        wait_ms = max(int((deadline - time.monotonic()) * 1000), 0)
+        taken = throttle.acquire_text(page_id, len(page_jobs), max_wait_ms=wait_ms, before_waiting=release)
+        slotted += page_jobs[:taken]
+        unslotted += page_jobs[taken:]
+    return slotted, unslotted
+
+
+def _send_claimed(
+    jobs: list[_Job], graph: GraphClient, release: Callable[[], None] | None
+) -> list[tuple[list[str], int]]:
+    """Claims the attempts of ``jobs``, sends those claimed in parallel, and records the answers."""
+    started = now_ms()
+    claimed = _claim(jobs, started)
+    jobs = [job for job in jobs if job.message.id in claimed]  # the others: another run took them, it carries on
+    if release is not None:
+        release()
+    answers = _send_all(graph, jobs)
+    delivered: list[tuple[str, str]] = []
+    again: list[tuple[list[str], int]] = []
+    failures: list[tuple[_Job, GraphError]] = []
+    for job, answer in zip(jobs, answers, strict=True):
+        message_id = job.message.id
+        if answer is _TOO_LATE:
+            again.append(([message_id], _unclaim(message_id, started)))
+        elif isinstance(answer, GraphError):
+            failures.append((job, answer))
+        elif isinstance(answer, Exception):
+            # As when a run of one message raises: the attempt stays in flight, and a later run settles it.
+            logger.error("a send failed unexpectedly", extra={"message_id": message_id}, exc_info=answer)
+            again.append(([message_id], attempt_stale_ms()))
+        elif isinstance(answer.get("message_id"), str) and answer["message_id"]:
+            delivered.append((message_id, answer["message_id"]))
+        else:
+            failures.append((job, GraphError(NO_MESSAGE_ID, kind=ErrorKind.PERMANENT, http_status=200)))
+    _record_many_with_retries(delivered)
+    for job, error in failures:
+        attempt = (job.message.send_attempts or 0) + 1
+        delay = _after_error(job.message.id, job.channel, error, attempt=attempt, started=started)
+        if delay is not None:
+            again.append(([job.message.id], delay))
+    return again
+
+
+def _claim(jobs: list[_Job], started: int) -> set[str]:
+    """The compare-and-set of each job's attempt; returns the ids of the messages claimed."""
+    stale_at = started + attempt_stale_ms()
+    if not supports_returning():
+        return {job.message.id for job in jobs if _claim_one(job.message, started, stale_at)}
+    ids = [job.message.id for job in jobs]
+    attempts = [value for job in jobs for value in (job.message.id, job.message.send_attempts or 0)]
+    rows = _execute(
+        _CLAIM_MANY,
+        started,
+        stale_at,
+        *ids,
+        *attempts,
+        ids=_placeholders(len(ids)),
+        attempts=_placeholders(len(ids), "({p}, {p})"),
+    ).fetchall()
+    return {message_id for (message_id,) in rows}
+
+
+def _claim_one(message: Message, started: int, stale_at: int) -> bool:
+    attempts = message.send_attempts or 0
+    return bool(_execute(_CLAIM, attempts + 1, started, stale_at, message.id, attempts).rowcount)
+
+
+def _unclaim(message_id: str, started: int) -> int:
+    """Gives back an attempt that was claimed but never sent; returns when to run the message again."""
+    delay = THROTTLE_RETRY_MS + random.randint(0, THROTTLE_RETRY_MS)
+    update_send_bookkeeping(
+        (Message.id == message_id)
+        & (Message.delivery_state == "pending")
+        & (Message.send_state == "in_flight")
+        & (Message.send_attempt_at == started),
+        send_state="queued",
+        send_attempts=Message.send_attempts - 1,
+        send_attempt_at=None,
+        send_due_at=now_ms() + delay,
+    )
+    return delay
+
+
+class _TooLate:
+    """What :func:`_send_all` answers for a send that waited too long for a thread, and was not made."""
+
+
+_TOO_LATE = _TooLate()
+# Threads of this process that make the Send API calls of batches, started as calls need them. The bound is what
+# the Procfile's 8 worker threads claim at most (8 batches of MAX_BATCH); with more worker threads, a claimed
+# call that finds no thread free within half the attempt margin is not made (see _send_one): an attempt in
+# flight must be one being made, or a run that finds it stale could take it for a dead worker's.
+SEND_THREADS = 256
+_send_pool: ThreadPoolExecutor | None = None
+_send_pool_lock = threading.Lock()
+
+
+def _send_all(graph: GraphClient, jobs: list[_Job]) -> list[Any]:
+    """Each job's Send API call, in parallel: Facebook's answer, the error it raised, or :data:`_TOO_LATE`."""
+    deadline = time.monotonic() + ATTEMPT_MARGIN_MS / 2000
+    if len(jobs) == 1:
+        return [_send_one(graph, jobs[0], deadline)]
+    pool = _sending_threads()
+    futures = [pool.submit(_send_one, graph, job, deadline) for job in jobs]
+    return [future.result() for future in futures]
+
+
+def _send_one(graph: GraphClient, job: _Job, deadline: float) -> Any:
+    if time.monotonic() > deadline:
+        return _TOO_LATE
+    try:
+        return graph.send_message(job.channel.page_token, send_body(job.message, job.psid))
+    except Exception as error:
+        return error
+
+
+def _sending_threads() -> ThreadPoolExecutor:
+    global _send_pool
+    with _send_pool_lock:
+        if _send_pool is None:
+            _send_pool = ThreadPoolExecutor(max_workers=SEND_THREADS, thread_name_prefix="send")
+        return _send_pool
+
+
+def _record_many_with_retries(delivered: list[tuple[str, str]]) -> None:
+    # As _record_with_retries, for a batch.
+    if not delivered:
+        return
+    for pause_s in (0.1, 0.5, 2.0):
+        try:
+            record_many_delivered(delivered)
+            return
+        except (peewee.DatabaseError, MaxConnectionsExceeded):
+            logger.warning("could not record delivered sends; trying again", extra={"sends": len(delivered)})
+            time.sleep(pause_s)
+    record_many_delivered(delivered)
 
 
 def _settle_in_flight(message: Message, now: int) -> int | None:
@@ -500,6 +795,34 @@ def record_delivered(message_id: str, source_message_id: str) -> None:
             update_send_bookkeeping(Message.id == message_id, send_state="done", send_attempt_at=None)
             return
         _mark_delivered(message, source_message_id)
+
+
+def record_many_delivered(delivered: list[tuple[str, str]]) -> None:
+    """:func:`record_delivered` for several messages, given as (message id, Facebook's mid).
+
+    The common case of every message is one UPDATE for them all; the others take the path of one message.
+    """
+    rest = delivered
+    if "message.updated" not in outbox.subscribed_event_types() and supports_returning():
+        params = [
+            value
+            for message_id, mid in delivered
+            for value in (message_id, mid, Message.metadata.db_value({"source_id": mid}))
+        ]
+        ids = [message_id for message_id, _ in delivered]
+        rows = _execute(
+            _RECORD_MANY_DELIVERED,
+            now_ms(),
+            *params,
+            *ids,
+            Message.metadata.db_value({}),
+            answers=_placeholders(len(delivered), "({p}, {p}, {p})"),
+            ids=_placeholders(len(ids)),
+        ).fetchall()
+        recorded = {message_id for (message_id,) in rows}
+        rest = [(message_id, mid) for message_id, mid in delivered if message_id not in recorded]
+    for message_id, mid in rest:
+        record_delivered(message_id, mid)
 
 
 def _mark_delivered(message: Message, source_message_id: str) -> None:

@@ -17,6 +17,7 @@ worker): Facebook counts arrivals, not our intentions.
 
 A send that finds the bucket full waits for the next one, a bounded time; a burst is so smoothed rather
 than refused. Past the bound the caller re-enqueues the send (see airy_actors.sending), which costs no retry.
+A batch of sends asks for its slots at once, and sends what it got; the rest is re-enqueued the same way.
 """
 
 from __future__ import annotations
@@ -31,17 +32,20 @@ import redis
 
 MEDIA_TYPES = frozenset({"audio", "video"})
 
-# KEYS[1]: the bucket; ARGV: the limit, the bucket's lifetime (ms). Counting past the limit is harmless: the
-# bucket only ever refuses from then on, and expires with its time.
-TAKE_SLOT = """
-local taken = redis.call('INCR', KEYS[1])
-if taken == 1 then
+# KEYS[1]: the bucket; ARGV: the limit, the bucket's lifetime (ms), the slots wanted. Returns the slots taken,
+# from none to all of them. Counting past the limit is harmless: the bucket only ever refuses from then on,
+# and expires with its time.
+TAKE_SLOTS = """
+local wanted = tonumber(ARGV[3])
+local taken = redis.call('INCRBY', KEYS[1], wanted)
+if taken == wanted then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-if taken > tonumber(ARGV[1]) then
+local free = tonumber(ARGV[1]) - (taken - wanted)
+if free <= 0 then
   return 0
 end
-return 1
+return math.min(free, wanted)
 """
 
 
@@ -78,7 +82,7 @@ class PageThrottle:
     """
 
     def __init__(self, client: redis.Redis, namespace: str) -> None:
-        self.take_slot = client.register_script(TAKE_SLOT)
+        self.take_slots = client.register_script(TAKE_SLOTS)
         self.namespace = namespace
 
     def acquire(
@@ -103,23 +107,50 @@ class PageThrottle:
         # The scarcer slot first: a text slot taken for a video that then finds no media slot would be wasted.
         rates = [("media", MEDIA_RATE), ("text", TEXT_RATE)] if media else [("text", TEXT_RATE)]
         for kind, rate in rates:
-            if not self._wait_for_slot(f"{self.namespace}:throttle:{page_id}:{kind}", rate, deadline, before_waiting):
+            if not self._wait_for_slots(self._key(page_id, kind), rate, 1, deadline, before_waiting):
                 return False
         return True
 
-    def _wait_for_slot(
-        self, key: str, rate: Rate, deadline: float, before_waiting: Callable[[], object] | None
-    ) -> bool:
+    def acquire_text(
+        self,
+        page_id: str,
+        count: int,
+        *,
+        max_wait_ms: int | None = None,
+        before_waiting: Callable[[], object] | None = None,
+    ) -> int:
+        """Takes up to ``count`` text slots for ``page_id`` at once, waiting up to ``max_wait_ms`` for the first.
+
+        A batch of sends so costs one round trip to Redis. It does not wait for the next bucket once it has
+        some slots: sends must reach Facebook in the bucket of their slots.
+
+        Parameters:
+          before_waiting: as for :meth:`acquire`.
+
+        Returns:
+          How many slots were taken, from 0 to ``count``; the caller must send no more than that now.
+        """
+        wait_ms = MAX_WAIT_MS if max_wait_ms is None else max_wait_ms
+        deadline = time.monotonic() + wait_ms / 1000
+        return self._wait_for_slots(self._key(page_id, "text"), TEXT_RATE, count, deadline, before_waiting)
+
+    def _key(self, page_id: str, kind: str) -> str:
+        return f"{self.namespace}:throttle:{page_id}:{kind}"
+
+    def _wait_for_slots(
+        self, key: str, rate: Rate, count: int, deadline: float, before_waiting: Callable[[], object] | None
+    ) -> int:
         while True:
             now_ms = int(time.time() * 1000)
             bucket = now_ms - now_ms % rate.bucket_ms
             # The key names the bucket as Dramatiq's limiter does, so a rolling upgrade keeps counting together.
-            if self.take_slot(keys=[f"{key}@{bucket}"], args=[rate.limit, rate.bucket_ms]) == 1:
-                return True
+            taken = int(self.take_slots(keys=[f"{key}@{bucket}"], args=[rate.limit, rate.bucket_ms, count]))
+            if taken:
+                return taken
             # Sleep into the next bucket, spread a little, so that the waiters don't all knock at its first instant.
             pause_s = (bucket + rate.bucket_ms - time.time() * 1000 + random.uniform(0, rate.bucket_ms / 4)) / 1000
             if time.monotonic() + pause_s > deadline:
-                return False
+                return 0
             if before_waiting is not None:
                 before_waiting()
             time.sleep(max(pause_s, 0.0))

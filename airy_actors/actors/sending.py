@@ -1,9 +1,11 @@
-"""The actor that delivers outbound messages through the Send API, and its sweep.
+"""The actors that deliver outbound messages through the Send API, and their sweep.
 
-The actor is a shell over :func:`airy_actors.sending.deliver`, which keeps the retry count and the
-exactly-once bookkeeping in the database. Graph errors never reach Dramatiq's retries: a retry is a new
-message enqueued with a delay. Dramatiq retries only what went wrong around the send (the database, Redis);
-on the last of those the message is failed rather than left pending.
+``deliver_messages`` delivers the messages that messages.send accepted together, ``deliver_message`` one
+message (a retry, a send in doubt, a sweep). They are shells over :func:`airy_actors.sending.deliver_batch`
+and :func:`airy_actors.sending.deliver`, which keep the retry count and the exactly-once bookkeeping in the
+database. Graph errors never reach Dramatiq's retries: a retry is a new message enqueued with a delay.
+Dramatiq retries only what went wrong around the send (the database, Redis); on the last of those the
+messages are failed rather than left pending.
 """
 
 from __future__ import annotations
@@ -47,15 +49,40 @@ def deliver_message(message_id: str) -> None:
         )
     except Exception as exc:
         if _is_last_try():
-            logger.exception("giving up on a send", extra={"message_id": message_id})
-            reason = f"the message could not be sent: internal error ({type(exc).__name__})"
-            try:
-                sending.record_failed(message_id, reason)
-            except Exception:  # the database itself is down: the sweeper will bring the message back
-                logger.warning("could not mark a send failed", extra={"message_id": message_id}, exc_info=True)
+            _give_up([message_id], exc)
         raise
     if again_in_ms is not None:
         deliver_message.send_with_options(args=(message_id,), delay=again_in_ms)
+
+
+@dramatiq.actor(
+    queue_name="sending", max_retries=MAX_RETRIES, min_backoff=1_000, max_backoff=60_000, time_limit=120_000
+)
+def deliver_messages(message_ids: list[str]) -> None:
+    """Sends outbound messages to Facebook together, or settles them; runs them again later when it must."""
+    try:
+        again = sending.deliver_batch(
+            message_ids, graph=get_graph_client(), throttle=get_throttle(), release_connection=True
+        )
+    except Exception as exc:
+        if _is_last_try():
+            _give_up(message_ids, exc)
+        raise
+    for ids, again_in_ms in again:
+        if len(ids) == 1:
+            deliver_message.send_with_options(args=(ids[0],), delay=again_in_ms)
+        else:
+            deliver_messages.send_with_options(args=(ids,), delay=again_in_ms)
+
+
+def _give_up(message_ids: list[str], exc: Exception) -> None:
+    logger.exception("giving up on sends", extra={"message_ids": message_ids})
+    reason = f"the message could not be sent: internal error ({type(exc).__name__})"
+    for message_id in message_ids:
+        try:
+            sending.record_failed(message_id, reason)
+        except Exception:  # the database itself is down: the sweeper will bring the message back
+            logger.warning("could not mark a send failed", extra={"message_id": message_id}, exc_info=True)
 
 
 def _is_last_try() -> bool:

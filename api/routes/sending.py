@@ -1,34 +1,19 @@
-"""``POST /messages.send``: stores the message pending, then hands it to the delivering actor."""
+"""``POST /messages.send``: stores the message pending, then hands it to the delivering actor.
+
+Sends are accepted in batches by api.send_writer; each request is answered with its own message or error.
+"""
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
-import redis
-from dramatiq.errors import BrokerError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from airy_actors import sending
-from airy_actors.actors.sending import deliver_message
 from airy_actors.errors import BadRequest
 from airy_actors.representations import message_json
 from api.bodies import Body
-from api.database import in_database
-
-logger = logging.getLogger(__name__)
-
-
-def _accept_and_enqueue(request: sending.SendRequest) -> dict[str, Any]:
-    message = sending.accept_send(request)  # committed on return
-    try:
-        deliver_message.send(message.id)
-    except (BrokerError, redis.RedisError):
-        # Stored is enough: the message is pending and the sweeper enqueues it.
-        logger.warning("could not enqueue a send", extra={"message_id": message.id})
-    return message_json(message)
+from api.send_writer import writer
 
 
 async def messages_send(request: Request) -> JSONResponse:
@@ -43,7 +28,7 @@ async def messages_send(request: Request) -> JSONResponse:
         messaging_type=body.optional_string("messaging_type"),
         tag=body.optional_string("tag"),
     )
-    return JSONResponse(await in_database(_accept_and_enqueue, send))
+    return JSONResponse(message_json(await writer.accept(send)))
 
 
 ROUTES: list[Route] = [Route("/messages.send", messages_send, methods=["POST"])]

@@ -5,15 +5,11 @@ more threads than its pool has connections."""
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import peewee
 import pytest
-from playhouse import db_url
-from playhouse.pool import MaxConnectionsExceeded
 
 from airy_actors import integrations, outbox, sending, throttling
 from airy_actors.actors.sending import get_throttle
@@ -24,6 +20,7 @@ from airy_actors.models.integrations import OutboxEvent
 from airy_actors.sending import SendRequest, accept_send, deliver
 from airy_actors.throttling import PageThrottle, Rate
 from tests.fake_graph import FakeGraph
+from tests.pool import taken_elsewhere
 from tests.sending.conftest import PAGE_ID
 from tests.support import wait_until
 
@@ -36,36 +33,6 @@ def listening(request: pytest.FixtureRequest, db: Any) -> Iterator[bool]:
     outbox.forget_subscriptions()
     yield request.param
     outbox.forget_subscriptions()
-
-
-def taken_elsewhere() -> bool:
-    """Whether another thread fails, at once, to take a database connection now."""
-    failed: list[bool] = []
-
-    def take() -> None:
-        try:
-            database.connect()
-            database.close()
-        except MaxConnectionsExceeded:
-            failed.append(True)
-
-    taker = threading.Thread(target=take)
-    taker.start()
-    taker.join(timeout=10)
-    return failed == [True]
-
-
-@pytest.fixture
-def one_connection(db: peewee.Database) -> Iterator[peewee.Database]:
-    """The models bound to a pool of a single connection that never waits: a second taker fails at once."""
-    url = os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+pool://", 1)
-    pool = db_url.connect(url, max_connections=1)
-    database.initialize(pool)
-    with database.connection_context():
-        assert taken_elsewhere()
-    yield pool
-    pool.close_all()
-    database.initialize(db)
 
 
 def run_as_the_actor(message_id: str, throttle: Any = None) -> int | None:

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from airy_actors import sending
-from airy_actors.actors.sending import deliver_message, sweep_sends
+from airy_actors.actors.sending import deliver_message, deliver_messages, sweep_sends
 from airy_actors.models import Message, WebhookEvent
 from tests.fake_graph import (
     INVALID_PARAMETER,
@@ -194,7 +194,7 @@ def test_a_send_accepted_while_the_broker_is_down_is_picked_up_by_the_sweeper(
 
     chat = conversation()
     with monkeypatch.context() as patch:
-        patch.setattr(deliver_message, "send", refuse)
+        patch.setattr(deliver_messages, "send", refuse)
         answer = send(api, chat.id, TEXT)
     # Then the message is accepted all the same, pending
     assert answer.status_code == 200
