@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
 from airy_actors.errors import BadRequest, PayloadTooLarge
 from airy_actors.pagination import page_size_from
@@ -14,25 +15,49 @@ MAX_BODY_BYTES = 1_048_576  # 1 MiB, exactly, is accepted
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The raw body, refusing more than ``limit`` bytes before reading them all.
+    """The raw body of ``request``, refusing more than ``limit`` bytes before reading them all.
+
+    Raises:
+      PayloadTooLarge: when the body (declared or actual) is over the limit.
+      BadRequest: when Content-Length is not a number.
+      ClientDisconnect: when the client went away before sending the whole body.
+    """
+    raw = await read_raw(request.receive, request.headers.get("content-length"), limit)
+    if raw is None:
+        raise ClientDisconnect()
+    return raw
+
+
+async def read_raw(receive: Receive, declared: str | bytes | None, limit: int = MAX_BODY_BYTES) -> bytes | None:
+    """The raw body from ASGI ``receive``, refusing more than ``limit`` bytes before reading them all.
+
+    Parameters:
+      declared: the request's Content-Length header, if it has one.
+
+    Returns:
+      The body; None when the client went away before sending all of it (nobody is left to answer).
 
     Raises:
       PayloadTooLarge: when the body (declared or actual) is over the limit.
       BadRequest: when Content-Length is not a number.
     """
-    declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise BadRequest("Content-Length must be a number")
         if int(declared) > limit:
             raise PayloadTooLarge(f"body is larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"body is larger than {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+        more = message.get("more_body", False)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def parse_json(raw: bytes) -> Any:

@@ -4,112 +4,81 @@ Facebook posts many requests at once. Storing each on its own costs a trip to th
 connection and an INSERT with its commit: far more than the HTTP exchange itself. The writer takes every
 request that arrived while it wrote the previous batch and stores them with one INSERT, committed once; each
 request is answered as soon as its batch is committed. Then the writer enqueues the new ones, several to an
-ingestion message, since a send to Redis also costs more than the HTTP exchange. Under light load a batch is
-one request, and nothing waits for company.
+ingestion message, since a send to Redis also costs more than the HTTP exchange; under load it fills the
+message with the next batch's. Under light load a batch is one request, and nothing waits for company.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import queue
-import threading
 
+import peewee
 import redis
 from dramatiq.errors import BrokerError
 
 from airy_actors.actors.ingestion import ingest_webhook_events
 from airy_actors.db import database
 from airy_actors.ingestion import store_webhook_requests
+from api.batch_writer import BatchWriter
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 64
-# Requests of a batch that go into one ingestion message: the worker's threads still share a large batch.
-REQUESTS_PER_MESSAGE = 8
+# Requests of a batch that go into one ingestion message: a batch under load costs one send to Redis (about
+# 200 µs of the web's CPU) or two; the worker's threads still share a large batch.
+REQUESTS_PER_MESSAGE = 16
 
-_Waiting = tuple[bytes, asyncio.AbstractEventLoop, asyncio.Future[None]]
+Stored = tuple[int, bool]  # a request's row id, and whether this batch stored it
 
 
-class WebhookWriter:
-    """One thread storing the requests handed to :meth:`store` in batches of up to ``max_batch``.
+class WebhookWriter(BatchWriter[bytes, Stored]):
+    """Stores raw webhook requests in batches; :meth:`submit` returns once its request is committed.
 
-    Parameters:
-      max_batch: the most requests one INSERT stores.
+    A request already stored before is answered as stored. When a batch cannot be stored, each of its
+    requests gets the database's error (even if the commit took effect, a retry of the same request finds it
+    stored and is answered 200).
     """
 
     def __init__(self, max_batch: int = MAX_BATCH) -> None:
-        self.max_batch = max_batch
-        self._waiting: queue.SimpleQueue[_Waiting] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        super().__init__("webhook-writer", max_batch)
+        self._unsent: list[int] = []
 
-    async def store(self, raw: bytes) -> None:
-        """Returns once ``raw`` is committed (stored now, or already stored before).
+    def write(self, batch: list[bytes]) -> list[Stored | Exception]:
+        return list(_store(batch))
 
-        Raises:
-          The database's error when its batch could not be stored (even if the commit took effect, a retry
-          of the same request finds it stored and is answered 200).
+    def after(self, results: list[Stored | Exception], more_waiting: bool) -> None:
+        """Enqueues stored requests in full messages, and the rest once no batch waits.
+
+        Under load another batch is already waiting, and its requests fill the message, so sends stay few; the
+        rest goes as soon as the writer has nothing else to do. A crash before the send leaves it to the sweeper.
         """
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        self._start()
-        self._waiting.put((raw, loop, done))
-        await done
-
-    def _start(self) -> None:
-        if self._thread is not None:
-            return
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="webhook-writer", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            batch = [self._waiting.get()]
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._waiting.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                self._write(batch)
-            except Exception:  # the thread must outlive anything: every later request depends on it
-                logger.exception("the webhook writer failed after storing a batch")
-
-    def _write(self, batch: list[_Waiting]) -> None:
-        try:
-            with database.connection_context():
-                stored = store_webhook_requests([raw for raw, _, _ in batch])
-        except Exception as error:  # every request of the batch gets the error, and so its HTTP answer
-            _settle(batch, error)
-            return
-        _settle(batch, None)
-        new = [webhook_event_id for webhook_event_id, is_new in stored if is_new]
-        for start in range(0, len(new), REQUESTS_PER_MESSAGE):
-            _enqueue(new[start : start + REQUESTS_PER_MESSAGE])
+        new = [result[0] for result in results if isinstance(result, tuple) and result[1]]
+        unsent = self._unsent + new
+        count = len(unsent) - len(unsent) % REQUESTS_PER_MESSAGE if more_waiting else len(unsent)
+        self._unsent = unsent[count:]
+        for start in range(0, count, REQUESTS_PER_MESSAGE):
+            _enqueue(unsent[start : start + REQUESTS_PER_MESSAGE])
 
 
-def _settle(batch: list[_Waiting], error: BaseException | None) -> None:
-    """Completes the batch's futures, with one wake-up of each event loop for the whole batch."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-    for _, loop, done in batch:
-        by_loop.setdefault(loop, []).append(done)
+def _store(bodies: list[bytes]) -> list[Stored]:
+    """Stores a batch on the connection that the writer keeps from one batch to the next.
 
-    def settle(futures: list[asyncio.Future[None]]) -> None:
-        for done in futures:
-            if done.cancelled():  # the client went away; what is stored stays stored
-                continue
-            if error is None:
-                done.set_result(None)
-            else:
-                done.set_exception(error)
-
-    for loop, futures in by_loop.items():
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (a server that stopped)
-            loop.call_soon_threadsafe(settle, futures)
+    Taking a pooled connection for each batch cost a round trip to check it (``SELECT 1``), in the way of every
+    batch. A kept connection that broke meanwhile (the database restarted) is replaced, and the batch stored
+    again on the new one: requests that the failed attempt did commit are then found stored, not new, and the
+    sweeper enqueues them.
+    """
+    kept = not database.is_closed()
+    if not kept:
+        database.connect()
+    try:
+        return store_webhook_requests(bodies)
+    except (peewee.OperationalError, peewee.InterfaceError):
+        database.close()
+        if not kept:
+            raise
+    database.connect()
+    return store_webhook_requests(bodies)
 
 
 def _enqueue(webhook_event_ids: list[int]) -> None:

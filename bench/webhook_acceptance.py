@@ -9,7 +9,9 @@ Starlette endpoint that reads the body and answers 200, served by uvicorn with t
 web``. Then the Procfile's ``airy-actors web`` runs against a fresh PostgreSQL database and the local Redis
 (a broker namespace of its own, no worker consuming, so that the web has the CPU to itself as the bare
 endpoint had). Each round measures both; the summary gives the medians and their ratio (goal: at least
-40%). It checks that every request answered 200 was stored once and enqueued once.
+40%), and the CPU time each request cost the server, PostgreSQL, Redis and the load generator (the four
+share the cores, so each one's CPU bounds the rate). It checks that every request answered 200 was stored
+once and enqueued once.
 
 The load generator is an asyncio HTTP/1.1 client in this process: ``--connections`` keep-alive connections,
 each sending its next request as soon as the previous one is answered; every request is a new batch of
@@ -19,27 +21,71 @@ each sending its next request as soon as the previous one is answered; every req
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
-from _harness import Bench, WebhookBatches, machine, run_load, say, summary_ms
+from _harness import Bench, HttpProcess, WebhookBatches, machine, run_load, say, summary_ms
 
 PAGE_ID = "1001"
 
 
-def measure(port: int, batches: WebhookBatches, args: argparse.Namespace) -> float:
+def measure(server: HttpProcess, bench: Bench, batches: WebhookBatches, args: argparse.Namespace) -> Round:
+    """One load run against ``server``: its rate, and each process's CPU time per request over the whole run."""
+    meters: dict[str, Callable[[], float]] = {
+        "server": server.cpu_seconds,
+        "postgres": bench.postgres_cpu_seconds,
+        "redis": redis_cpu_seconds,
+        "load": load_generator_cpu_seconds,
+    }
+    before = {name: meter() for name, meter in meters.items()}
+    sent_before = batches.count
     result = run_load(
-        port,
+        server.port,
         lambda number: batches.next_request(),
         connections=args.connections,
         duration_s=args.seconds,
         warm_up_s=args.warm_up,
     )
+    sent = batches.count - sent_before  # the warm-up's requests too: the CPU is measured from the start
+    cpu_us = {name: (meter() - before[name]) / sent * 1e6 for name, meter in meters.items()}
     others = {status: count for status, count in result.statuses.items() if status != 200}
     if others:
         raise SystemExit(f"answers other than 200: {others}")
     say(f"  {result.rate:.0f} requests/s ({result.rate * args.events:.0f} events/s); {summary_ms(result.latencies_s)}")
-    return result.rate
+    say("  CPU per request: " + ", ".join(f"{name} {us:.0f} µs" for name, us in cpu_us.items()))
+    return Round(result.rate, cpu_us)
+
+
+@dataclass
+class Round:
+    """What one load run measured: requests answered 200 a second, and CPU µs per request by process."""
+
+    rate: float
+    cpu_us: dict[str, float]
+
+
+def redis_cpu_seconds() -> float:
+    """CPU time used so far by the local redis-server processes (shared: other clients count too)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "redis-server":
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / ticks
+        except OSError:
+            continue
+    return total
+
+
+def load_generator_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -59,7 +105,7 @@ def main() -> int:
         for round_number in range(1, args.rounds + 1):
             say(f"round {round_number}/{args.rounds}: the bare endpoint (ceiling)")
             bare = bench.start_bare_endpoint()
-            ceilings.append(measure(bare.port, batches, args))
+            ceilings.append(measure(bare, bench, batches, args))
             bench.stop_all()
 
             say(f"round {round_number}/{args.rounds}: airy-actors web")
@@ -67,7 +113,7 @@ def main() -> int:
             if round_number == 1:
                 bench.create_channel(PAGE_ID)
             before = batches.count
-            accepted.append(measure(web.port, batches, args))
+            accepted.append(measure(web, bench, batches, args))
             sent_to_web += batches.count - before
             bench.stop_all()
 
@@ -78,17 +124,26 @@ def main() -> int:
             )
         say(f"every request sent to the web was stored once ({stored}) and enqueued once ({enqueued})")
 
-    ceiling, rate = statistics.median(ceilings), statistics.median(accepted)
+    ceiling, rate = statistics.median(r.rate for r in ceilings), statistics.median(r.rate for r in accepted)
     ratio = rate / ceiling
     print()
     print(f"machine                   {machine()}")
     print(f"load                      {args.connections} connections, closed loop, {args.events} events a request")
-    print(f"bare endpoint (ceiling)   {ceiling:8.0f} requests/s  (rounds: {', '.join(f'{r:.0f}' for r in ceilings)})")
-    print(f"airy-actors web           {rate:8.0f} requests/s  (rounds: {', '.join(f'{r:.0f}' for r in accepted)})")
+    print(f"bare endpoint (ceiling)   {ceiling:8.0f} requests/s  (rounds: {rounds(ceilings)})")
+    print(f"airy-actors web           {rate:8.0f} requests/s  (rounds: {rounds(accepted)})")
     print(f"                          {rate * args.events:8.0f} events/s accepted")
-    print(f"ratio web / ceiling       {ratio:8.2f}")
+    # Each round's own ratio too: the two runs of a round are close in time, so they share the machine's load.
+    by_round = ", ".join(f"{web.rate / bare.rate:.2f}" for bare, web in zip(ceilings, accepted, strict=True))
+    print(f"ratio web / ceiling       {ratio:8.2f}  (rounds: {by_round})")
+    for label, runs in (("CPU/request, bare", ceilings), ("CPU/request, web", accepted)):
+        medians = {name: statistics.median(r.cpu_us[name] for r in runs) for name in runs[0].cpu_us}
+        print(f"{label:<26}" + ", ".join(f"{name} {us:.0f} µs" for name, us in medians.items()) + " (medians)")
     print(f"goal                      at least 0.40: {'met' if ratio >= 0.40 else 'NOT met'}")
     return 0
+
+
+def rounds(runs: list[Round]) -> str:
+    return ", ".join(f"{r.rate:.0f}" for r in runs)
 
 
 def count_stored_and_enqueued(bench: Bench) -> tuple[int, int]:

@@ -28,7 +28,7 @@ async def messages_send(request: Request) -> JSONResponse:
         messaging_type=body.optional_string("messaging_type"),
         tag=body.optional_string("tag"),
     )
-    return JSONResponse(message_json(await writer.accept(send)))
+    return JSONResponse(message_json(await writer.submit(send)))
 
 
 ROUTES: list[Route] = [Route("/messages.send", messages_send, methods=["POST"])]

@@ -1,0 +1,109 @@
+"""One thread per web process that handles what concurrent requests hand it, in batches.
+
+Some requests cost little to check and much to store: a trip to the thread pool, a pooled connection, an INSERT
+and its commit, an enqueue to Redis. A writer takes every item that arrived while it handled the previous batch
+and handles them together (one INSERT, one commit), answers each request with its own result, then does what
+may follow the answer (the enqueue, which the sweeper makes good after a crash). Under light load a batch is
+one item, and nothing waits for company.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from typing import Generic, TypeVar
+
+logger = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class BatchWriter(Generic[Item, Result]):
+    """Handles the items given to :meth:`submit` in batches of up to ``max_batch``, on a thread of its own.
+
+    Subclasses say how a batch is written (:meth:`write`) and what follows the answers (:meth:`after`).
+
+    Parameters:
+      name: the thread's name.
+      max_batch: the most items handled together.
+    """
+
+    def __init__(self, name: str, max_batch: int) -> None:
+        self.name = name
+        self.max_batch = max_batch
+        self._waiting: queue.SimpleQueue[tuple[Item, asyncio.AbstractEventLoop, asyncio.Future[Result]]] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    async def submit(self, item: Item) -> Result:
+        """Returns ``item``'s result once its batch is written, or raises its error."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Result] = loop.create_future()
+        self._start()
+        self._waiting.put((item, loop, done))
+        return await done
+
+    def write(self, batch: list[Item]) -> list[Result | Exception]:
+        """Writes a batch on the writer's thread; returns each item's result or error, in order.
+
+        An exception raised here is every item's error.
+        """
+        raise NotImplementedError
+
+    def after(self, results: list[Result | Exception], more_waiting: bool) -> None:
+        """Runs once the batch's requests are answered; ``more_waiting`` when another batch is ready."""
+
+    def _start(self) -> None:
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._waiting.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._waiting.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                results = self.write([item for item, _, _ in batch])
+            except Exception as error:  # every request of the batch gets the error, and so its HTTP answer
+                results = [error] * len(batch)
+            _settle(batch, results)
+            try:
+                self.after(results, not self._waiting.empty())
+            except Exception:  # the thread must outlive anything: every later request depends on it
+                logger.exception("the batch writer failed after answering a batch", extra={"writer": self.name})
+
+
+def _settle(
+    batch: list[tuple[Item, asyncio.AbstractEventLoop, asyncio.Future[Result]]],
+    results: list[Result | Exception],
+) -> None:
+    """Completes the batch's futures, with one wake-up of each event loop for the whole batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Result], Result | Exception]]] = {}
+    for (_, loop, done), result in zip(batch, results, strict=True):
+        by_loop.setdefault(loop, []).append((done, result))
+
+    def settle(outcomes: list[tuple[asyncio.Future[Result], Result | Exception]]) -> None:
+        for done, result in outcomes:
+            if done.cancelled():  # the client went away; what is stored stays stored
+                continue
+            if isinstance(result, Exception):
+                done.set_exception(result)
+            else:
+                done.set_result(result)
+
+    for loop, outcomes in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (a server that stopped)
+            loop.call_soon_threadsafe(settle, outcomes)
