@@ -28,7 +28,7 @@ from airy_actors.conversations import (
     insert_message,
     save_metadata,
 )
-from airy_actors.db import supports_returning, write_transaction
+from airy_actors.db import database, supports_returning, write_transaction
 from airy_actors.facebook_events import (
     IgnoredEvent,
     InboundEvent,
@@ -77,8 +77,6 @@ def store_webhook_requests(bodies: list[bytes]) -> list[tuple[int, bool]]:
       For each body, in order, its row's id and whether this call stored it (a request delivered twice,
       even within ``bodies``, is stored once).
     """
-    from airy_actors.db import database
-
     digests = [hashlib.sha256(body).hexdigest() for body in bodies]
     rows = [(body.decode("utf-8", errors="replace"), digest) for body, digest in zip(bodies, digests, strict=True)]
     if supports_returning():
