@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     web.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     worker = commands.add_parser("worker", help="Dramatiq worker processes; run more to scale")
     worker.add_argument("--processes", type=int, default=2)
-    worker.add_argument("--threads", type=int, default=8)
+    worker.add_argument("--threads", type=int, default=12)
     args = parser.parse_args(argv)
     configure_logging()
     try:

@@ -672,10 +672,10 @@ class _TooLate:
 
 _TOO_LATE = _TooLate()
 # Threads of this process that make the Send API calls of batches, started as calls need them. The bound is what
-# the Procfile's 8 worker threads claim at most (8 batches of MAX_BATCH); with more worker threads, a claimed
+# the Procfile's 12 worker threads claim at most (12 batches of MAX_BATCH); with more worker threads, a claimed
 # call that finds no thread free within half the attempt margin is not made (see _send_one): an attempt in
 # flight must be one being made, or a run that finds it stale could take it for a dead worker's.
-SEND_THREADS = 256
+SEND_THREADS = 384
 _send_pool: ThreadPoolExecutor | None = None
 _send_pool_lock = threading.Lock()
 

@@ -62,9 +62,9 @@ def worker_command(processes: int | None, threads: int | None) -> list[str]:
 
 def concurrency_of(command: list[str]) -> int:
     """Send API calls the worker can have in flight: each thread delivers a batch of sends at once, each
-    process at most its sending threads (airy-actors worker's defaults: 2 processes, 8 threads)."""
+    process at most its sending threads (airy-actors worker's defaults: 2 processes, 12 threads)."""
     processes = int(command[command.index("--processes") + 1]) if "--processes" in command else 2
-    threads = int(command[command.index("--threads") + 1]) if "--threads" in command else 8
+    threads = int(command[command.index("--threads") + 1]) if "--threads" in command else 12
     return processes * min(threads * MAX_BATCH, SEND_THREADS)
 
 
