@@ -11,7 +11,7 @@ import peewee
 from peewee import Case
 
 from airy_actors import outbox
-from airy_actors.db import database, write_transaction
+from airy_actors.db import database, execute, placeholders, write_transaction
 from airy_actors.models import Channel, Contact, Conversation, Message, stable_id
 from airy_actors.timestamps import now_ms
 
@@ -201,7 +201,7 @@ def _ensure_conversations(firsts: list[ContactMessage]) -> set[str]:
     ordered = sorted(message.conversation_id for message in firsts)
     found: set[str] = set()
     for chunk in _chunks(ordered):
-        cursor = _execute(_LOCK_CONVERSATIONS.format(ids=", ".join(["{p}"] * len(chunk))) + lock, chunk)
+        cursor = execute(_LOCK_CONVERSATIONS + lock, *chunk, ids=placeholders(len(chunk)))
         found.update(conversation_id for (conversation_id,) in cursor.fetchall())
     missing = [message for message in firsts if message.conversation_id not in found]
     if not missing:
@@ -242,8 +242,8 @@ def _insert_new(messages: list[ContactMessage]) -> set[str]:
                 now,
                 now,
             )
-        sql = _INSERT_CONTACT_MESSAGES.format(rows=", ".join([_CONTACT_MESSAGE_ROW] * len(chunk)))
-        inserted.update(message_id for (message_id,) in _execute(sql, params).fetchall())
+        cursor = execute(_INSERT_CONTACT_MESSAGES, *params, rows=placeholders(len(chunk), _CONTACT_MESSAGE_ROW))
+        inserted.update(message_id for (message_id,) in cursor.fetchall())
     return inserted
 
 
@@ -261,8 +261,7 @@ def _update_conversations(created: list[ContactMessage]) -> None:
         for conversation_id in chunk:
             message = newest[conversation_id]
             params += (conversation_id, message.message_id, message.sent_at, counts[conversation_id])
-        rows = ", ".join(["({p}, {p}, {p}, {p})"] * len(chunk))
-        _execute(_UPDATE_CONVERSATIONS.format(rows=rows), params)
+        execute(_UPDATE_CONVERSATIONS, *params, rows=placeholders(len(chunk), "({p}, {p}, {p}, {p})"))
 
 
 def _message_row(message: ContactMessage) -> dict[str, Any]:
@@ -278,11 +277,6 @@ def _message_row(message: ContactMessage) -> dict[str, Any]:
         "sent_at": message.sent_at,
         "metadata": message.metadata,
     }
-
-
-def _execute(sql: str, params: Sequence[Any]) -> Any:
-    """Runs ``sql``, whose ``{p}`` are the database's placeholders, on this thread's connection."""
-    return database.execute_sql(sql.replace("{p}", database.param), params)
 
 
 def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:

@@ -28,7 +28,7 @@ from airy_actors.conversations import (
     insert_message,
     save_metadata,
 )
-from airy_actors.db import database, supports_returning, write_transaction
+from airy_actors.db import execute, placeholders, supports_returning, write_transaction
 from airy_actors.facebook_events import (
     IgnoredEvent,
     InboundEvent,
@@ -61,6 +61,12 @@ class IngestionResult:
     already_processed: bool = False
 
 
+_INSERT_REQUESTS = """
+INSERT INTO webhook_event (body, digest, received_at, generation, next_attempt_at) VALUES {rows}
+ON CONFLICT (digest) DO NOTHING RETURNING digest, id
+"""
+
+
 def store_webhook_request(body: bytes) -> tuple[int, bool]:
     """Stores a verified webhook request durably.
 
@@ -84,13 +90,9 @@ def store_webhook_requests(bodies: list[bytes]) -> list[tuple[int, bool]]:
         # the same for both engines: Peewee compiling the multi-row INSERT cost the web about 100 µs of CPU a
         # request, this about 30 (bench/webhook_acceptance.py).
         now = now_ms()
-        values = ", ".join(["({p}, {p}, {p}, 0, {p})"] * len(bodies))
-        insert = (
-            f"INSERT INTO webhook_event (body, digest, received_at, generation, next_attempt_at) VALUES {values}"
-            " ON CONFLICT (digest) DO NOTHING RETURNING digest, id"
-        )
         params = [value for text, digest in rows for value in (text, digest, now, now)]
-        inserted = dict(database.execute_sql(insert.format(p=database.param), params).fetchall())
+        cursor = execute(_INSERT_REQUESTS, *params, rows=placeholders(len(bodies), "({p}, {p}, {p}, 0, {p})"))
+        inserted = dict(cursor.fetchall())
     else:
         inserted = _insert_one_at_a_time([{"body": text, "digest": digest} for text, digest in rows])
     ids = dict(inserted)

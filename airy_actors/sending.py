@@ -66,7 +66,7 @@ from playhouse.pool import MaxConnectionsExceeded
 
 from airy_actors import channels, db, outbox, throttling
 from airy_actors.conversations import save_metadata, update_send_bookkeeping
-from airy_actors.db import database, supports_returning, write_transaction
+from airy_actors.db import database, execute, placeholders, supports_returning, write_transaction
 from airy_actors.errors import BadRequest, NotFound
 from airy_actors.graph import ErrorKind, GraphClient, GraphError
 from airy_actors.models import Channel, Message, new_id
@@ -191,20 +191,6 @@ WHERE conversation.id = v.column1
 """
 
 
-def _execute(sql: str, *params: Any, **lists: str) -> Any:
-    """Runs one of the statements above on this thread's connection (taken from the pool if need be).
-
-    Parameters:
-      lists: the statement's lists of placeholders or rows, by name, written with ``{p}`` too.
-    """
-    p = database.param
-    return database.execute_sql(sql.format(p=p, **{name: text.format(p=p) for name, text in lists.items()}), params)
-
-
-def _placeholders(count: int, row: str = "{p}") -> str:
-    return ", ".join([row] * count)
-
-
 def accept_send(request: SendRequest, now: int | None = None) -> Message:
     """Stores an outbound message ``pending``, after checking the channel and the messaging window.
 
@@ -260,16 +246,16 @@ def _accept_together(requests: list[SendRequest], now: int) -> list[Message | Ex
             rows, params = _inserted(messages)
             last_rows, last_params = _last_messages(messages)
             statement = f"WITH inserted AS ({_INSERT_OUTBOUND}) {_LAST_MESSAGES}"
-            _execute(statement, *params, *last_params, messages=rows, conversations=last_rows)
+            execute(statement, *params, *last_params, messages=rows, conversations=last_rows)
         return results
     with write_transaction():
         results = _outbound_messages(requests, now)
         messages = _accepted(results)
         if messages:
             rows, params = _inserted(messages)
-            _execute(_INSERT_OUTBOUND, *params, messages=rows)
+            execute(_INSERT_OUTBOUND, *params, messages=rows)
             last_rows, last_params = _last_messages(messages)
-            _execute(_LAST_MESSAGES, *last_params, conversations=last_rows)
+            execute(_LAST_MESSAGES, *last_params, conversations=last_rows)
             # After the conversations' row locks, as insert_message does: events get outbox ids in commit order.
             for message in messages:
                 outbox.message_created(message)
@@ -283,7 +269,7 @@ def _accepted(results: list[Message | Exception]) -> list[Message]:
 def _outbound_messages(requests: list[SendRequest], now: int) -> list[Message | Exception]:
     """The messages to store, each once its options, conversation, channel and window are checked."""
     conversation_ids = list(dict.fromkeys(request.conversation_id for request in requests))
-    rows = _execute(_CONVERSATIONS, *conversation_ids, ids=_placeholders(len(conversation_ids))).fetchall()
+    rows = execute(_CONVERSATIONS, *conversation_ids, ids=placeholders(len(conversation_ids))).fetchall()
     conversations = {row[0]: row[1:] for row in rows}
     results: list[Message | Exception] = []
     for request in requests:
@@ -336,7 +322,7 @@ def _inserted(messages: list[Message]) -> tuple[str, list[Any]]:
             message.messaging_type,
             message.message_tag,
         )
-    return _placeholders(len(messages), _OUTBOUND_ROW), params
+    return placeholders(len(messages), _OUTBOUND_ROW), params
 
 
 def _last_messages(messages: list[Message]) -> tuple[str, list[Any]]:
@@ -345,7 +331,7 @@ def _last_messages(messages: list[Message]) -> tuple[str, list[Any]]:
     params: list[Any] = []
     for message in last.values():
         params += (message.conversation_id, message.id, message.sent_at)
-    return _placeholders(len(last), "({p}, {p}, {p})"), params
+    return placeholders(len(last), "({p}, {p}, {p})"), params
 
 
 # --- delivering it -----------------------------------------------------------------------------------------
@@ -450,7 +436,7 @@ def _load(message_id: str) -> _Job | None:
 
 
 def _load_many(message_ids: list[str]) -> dict[str, _Job]:
-    rows = _execute(_LOAD, *message_ids, ids=_placeholders(len(message_ids))).fetchall()
+    rows = execute(_LOAD, *message_ids, ids=placeholders(len(message_ids))).fetchall()
     return {row[0]: _job(row) for row in rows}
 
 
@@ -633,21 +619,21 @@ def _claim(jobs: list[_Job], started: int) -> set[str]:
         return {job.message.id for job in jobs if _claim_one(job.message, started, stale_at)}
     ids = [job.message.id for job in jobs]
     attempts = [value for job in jobs for value in (job.message.id, job.message.send_attempts or 0)]
-    rows = _execute(
+    rows = execute(
         _CLAIM_MANY,
         started,
         stale_at,
         *ids,
         *attempts,
-        ids=_placeholders(len(ids)),
-        attempts=_placeholders(len(ids), "({p}, {p})"),
+        ids=placeholders(len(ids)),
+        attempts=placeholders(len(ids), "({p}, {p})"),
     ).fetchall()
     return {message_id for (message_id,) in rows}
 
 
 def _claim_one(message: Message, started: int, stale_at: int) -> bool:
     attempts = message.send_attempts or 0
-    return bool(_execute(_CLAIM, attempts + 1, started, stale_at, message.id, attempts).rowcount)
+    return bool(execute(_CLAIM, attempts + 1, started, stale_at, message.id, attempts).rowcount)
 
 
 def _unclaim(message_id: str, started: int) -> int:
@@ -785,7 +771,7 @@ def record_delivered(message_id: str, source_message_id: str) -> None:
     if "message.updated" not in outbox.subscribed_event_types():
         metadata = Message.metadata.db_value({"source_id": source_message_id})
         untouched = Message.metadata.db_value({})
-        if _execute(_RECORD_DELIVERED, source_message_id, metadata, now_ms(), message_id, untouched).rowcount:
+        if execute(_RECORD_DELIVERED, source_message_id, metadata, now_ms(), message_id, untouched).rowcount:
             return
     with write_transaction():
         message = _locked(message_id)
@@ -810,14 +796,14 @@ def record_many_delivered(delivered: list[tuple[str, str]]) -> None:
             for value in (message_id, mid, Message.metadata.db_value({"source_id": mid}))
         ]
         ids = [message_id for message_id, _ in delivered]
-        rows = _execute(
+        rows = execute(
             _RECORD_MANY_DELIVERED,
             now_ms(),
             *params,
             *ids,
             Message.metadata.db_value({}),
-            answers=_placeholders(len(delivered), "({p}, {p}, {p})"),
-            ids=_placeholders(len(ids)),
+            answers=placeholders(len(delivered), "({p}, {p}, {p})"),
+            ids=placeholders(len(ids)),
         ).fetchall()
         recorded = {message_id for (message_id,) in rows}
         rest = [(message_id, mid) for message_id, mid in delivered if message_id not in recorded]
