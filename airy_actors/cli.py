@@ -32,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     web = commands.add_parser("web", help="the API under uvicorn, on $PORT")
     web.add_argument("--host", default="0.0.0.0")
     web.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    web.add_argument("--workers", type=int, default=1, help="web processes sharing the port (one per core)")
     worker = commands.add_parser("worker", help="Dramatiq worker processes; run more to scale")
     worker.add_argument("--processes", type=int, default=2)
     worker.add_argument("--threads", type=int, default=12)
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return run_serve(settings, args.host, args.port, args.processes, args.threads)
         if args.command == "web":
-            return run_web(settings, args.host, args.port)
+            return run_web(settings, args.host, args.port, args.workers)
         return run_worker(settings, args.processes, args.threads)
     except ConfigError as error:
         print(f"airy-actors: configuration error: {error.message}", file=sys.stderr)
@@ -72,17 +73,23 @@ def uvicorn_options() -> dict[str, object]:
     return {"log_config": None, "access_log": False, "timeout_graceful_shutdown": 10}
 
 
-def _uvicorn(settings: Settings, host: str, port: int) -> None:
+def _uvicorn(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
     from api.app import create_app
 
-    logger.info("serving the API", extra={"host": host, "port": port})
+    logger.info("serving the API", extra={"host": host, "port": port, "workers": workers})
     # uvicorn re-raises the signal that stopped it once it has shut down, under the handler that was in place
     # before it started: make that one ours, so that the caller's clean-up (workers, Redis) still runs.
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop_signal, _stopping)
-    uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options())
+    if workers > 1:
+        # uvicorn's supervisor forks nothing itself: each worker imports the app and prepares its process.
+        uvicorn.run(
+            "api.app:app_from_environment", factory=True, workers=workers, host=host, port=port, **uvicorn_options()
+        )
+    else:
+        uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options())
 
 
 def _stopping(signum: int, frame: object) -> None:
@@ -105,11 +112,11 @@ def run_serve(settings: Settings, host: str, port: int, processes: int, threads:
     return 0
 
 
-def run_web(settings: Settings, host: str, port: int) -> int:
+def run_web(settings: Settings, host: str, port: int, workers: int = 1) -> int:
     settings, embedded = _with_redis(settings)
     try:
         _prepare(settings)
-        _uvicorn(settings, host, port)
+        _uvicorn(settings, host, port, workers)
     finally:
         if embedded is not None:
             embedded.stop()

@@ -38,3 +38,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     return app
+
+
+def app_from_environment() -> Starlette:
+    """The app of one of several web processes that uvicorn starts (``airy-actors web --workers N``).
+
+    Each process prepares itself (settings from the environment, its own database pool and broker connection),
+    as ``airy-actors web`` does before it serves.
+    """
+    from airy_actors.runtime import prepare_process
+
+    return create_app(prepare_process())

@@ -14,9 +14,9 @@ Use from a script in ``bench/`` (run from the repository root as ``python bench/
 Environment: ``AIRY_BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``), ``AIRY_BENCH_POSTGRES_URL``
 (an existing database to connect to for CREATE DATABASE; default ``postgresql://postgres@127.0.0.1:5432/test``).
 
-``python bench/_harness.py bare-endpoint --port N`` serves the ceiling of ``bench/webhook_acceptance.py``: a
-Starlette endpoint that reads the body and answers 200, under uvicorn with the same options as ``airy-actors
-web``.
+``python bench/_harness.py bare-endpoint --port N [--workers W]`` serves the ceiling of
+``bench/webhook_acceptance.py``: a Starlette endpoint that reads the body and answers 200, under uvicorn with
+the same options and as many processes as the Procfile's ``airy-actors web``.
 """
 
 from __future__ import annotations
@@ -355,6 +355,7 @@ class Bench:
         """The ceiling: a bare Starlette endpoint under uvicorn, options as ``airy-actors web``."""
         port = free_port()
         command = [sys.executable, str(Path(__file__).resolve()), "bare-endpoint", "--port", str(port)]
+        command += ["--workers", str(web_workers())]  # the web's processes, as the Procfile runs it
         bare = HttpProcess("bare-endpoint", command, self.env, self.log_dir, port, "/health")
         self.processes.append(bare)
         return bare
@@ -632,9 +633,8 @@ def machine() -> str:
 # --- the bare endpoint (the ceiling of webhook_acceptance.py) ------------------------------------------
 
 
-def serve_bare_endpoint(port: int) -> None:
+def bare_app():  # type: ignore[no-untyped-def]
     """``POST /facebook`` reads the body and answers 200 ``{"status": "received"}``; nothing else."""
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
@@ -647,11 +647,34 @@ def serve_bare_endpoint(port: int) -> None:
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    app = Starlette(routes=[Route("/facebook", receive, methods=["POST"]), Route("/health", health)])
-    # The options of airy_actors.cli._uvicorn, so that only the endpoint differs.
+    return Starlette(routes=[Route("/facebook", receive, methods=["POST"]), Route("/health", health)])
+
+
+def serve_bare_endpoint(port: int, workers: int) -> None:
+    """Serves :func:`bare_app` with the options of airy_actors.cli._uvicorn, so that only the endpoint differs."""
+    import uvicorn
+
     from airy_actors.cli import uvicorn_options
 
-    uvicorn.run(app, host="127.0.0.1", port=port, **uvicorn_options())
+    if workers > 1:
+        app_dir = str(Path(__file__).resolve().parent)
+        uvicorn.run(
+            "_harness:bare_app",
+            factory=True,
+            workers=workers,
+            app_dir=app_dir,
+            host="127.0.0.1",
+            port=port,
+            **uvicorn_options(),
+        )
+    else:
+        uvicorn.run(bare_app(), host="127.0.0.1", port=port, **uvicorn_options())
+
+
+def web_workers() -> int:
+    """The ``--workers`` of the Procfile's web (1 when it gives none)."""
+    command = procfile_command("web")
+    return int(command[command.index("--workers") + 1]) if "--workers" in command else 1
 
 
 if __name__ == "__main__":
@@ -659,5 +682,6 @@ if __name__ == "__main__":
     commands = parser.add_subparsers(dest="command", required=True)
     bare = commands.add_parser("bare-endpoint")
     bare.add_argument("--port", type=int, required=True)
+    bare.add_argument("--workers", type=int, default=1)
     arguments = parser.parse_args()
-    serve_bare_endpoint(arguments.port)
+    serve_bare_endpoint(arguments.port, arguments.workers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import support
 from tests.support import wait_until
 
 AIRY = str(Path(sys.executable).parent / "airy-actors")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -102,3 +105,44 @@ def test_unreachable_database_is_a_clear_error_at_start_up(tmp_path):
     result = subprocess.run([AIRY, "web"], cwd=tmp_path, env=env, capture_output=True, timeout=60)
     assert result.returncode == 2
     assert b"DATABASE_URL" in result.stderr and b"Traceback" not in result.stderr
+
+
+def test_the_procfiles_web_serves_from_several_processes_and_stops_them_all(tmp_path):
+    # Given the Procfile's web command (several processes on one port) on a fresh directory
+    procfile = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
+    command = procfile["web"].split()
+    assert command[:2] == ["airy-actors", "web"] and "--workers" in command
+    port = free_port()
+    env = {**bare_environment(), "FACEBOOK_APP_ID": "1", "FACEBOOK_APP_SECRET": "procfile-secret"}
+    process = subprocess.Popen(
+        [AIRY, *command[1:], "--host", "127.0.0.1", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: health(port), timeout=30, message="the web did not answer /health")
+        workers = int(command[command.index("--workers") + 1])
+        # the supervisor, its web processes, multiprocessing's resource tracker, the embedded Redis
+        assert len(session_processes(process.pid)) >= 1 + workers + 1
+        # When Facebook posts the same signed batch to whichever process answers, several times
+        body = support.webhook_body(support.entry("555", support.text_message("555", "42", "m_1", "hello")))
+        headers = support.sign(body, "procfile-secret")
+        for _ in range(6):
+            answer = httpx.post(f"http://127.0.0.1:{port}/facebook", content=body, headers=headers, timeout=10)
+            assert answer.status_code == 200, answer.text
+        # Then it is stored once
+        with sqlite3.connect(tmp_path / ".airy" / "airy.db") as stored:
+            assert stored.execute("SELECT count(*) FROM webhook_event").fetchone() == (1,)
+        # And SIGTERM stops every process it started
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=60)[0].decode()
+        assert process.returncode == 0, output
+        wait_until(lambda: not session_processes(process.pid), timeout=10, message="orphan processes remained")
+        assert "Traceback" not in output
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
