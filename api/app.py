@@ -40,12 +40,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return app
 
 
+WEB_WORKER_CONNECTIONS = 16
+
+
 def app_from_environment() -> Starlette:
     """The app of one of several web processes that uvicorn starts (``airy-actors web --workers N``).
 
     Each process prepares itself (settings from the environment, its own database pool and broker connection),
-    as ``airy-actors web`` does before it serves.
+    as ``airy-actors web`` does before it serves. Its pool is half a lone web's: two of them together hold no
+    more of PostgreSQL's connections (100 by default, shared with the workers) than one did.
     """
     from airy_actors.runtime import prepare_process
 
-    return create_app(prepare_process())
+    return create_app(prepare_process(max_connections=WEB_WORKER_CONNECTIONS))
