@@ -502,21 +502,8 @@ def deliver(
             attempt=attempts + 1,
             started=started,
         )
-    _record_with_retries(message_id, mid)
+    _record_with_retries([(message_id, mid)])
     return None
-
-
-def _record_with_retries(message_id: str, mid: str) -> None:
-    # Facebook has the message: losing its mid to a database blip (or, the connection having been handed back
-    # during the call, to a pool that stays busy) would leave the send in doubt until its echo.
-    for pause_s in (0.1, 0.5, 2.0):
-        try:
-            record_delivered(message_id, mid)
-            return
-        except (peewee.DatabaseError, MaxConnectionsExceeded):
-            logger.warning("could not record a delivered send; trying again", extra={"message_id": message_id})
-            time.sleep(pause_s)
-    record_delivered(message_id, mid)
 
 
 def deliver_batch(
@@ -603,7 +590,7 @@ def _send_claimed(
             delivered.append((message_id, answer["message_id"]))
         else:
             failures.append((job, GraphError(NO_MESSAGE_ID, kind=ErrorKind.PERMANENT, http_status=200)))
-    _record_many_with_retries(delivered)
+    _record_with_retries(delivered)
     for job, error in failures:
         attempt = (job.message.send_attempts or 0) + 1
         delay = _after_error(job.message.id, job.channel, error, attempt=attempt, started=started)
@@ -693,8 +680,9 @@ def _sending_threads() -> ThreadPoolExecutor:
         return _send_pool
 
 
-def _record_many_with_retries(delivered: list[tuple[str, str]]) -> None:
-    # As _record_with_retries, for a batch.
+def _record_with_retries(delivered: list[tuple[str, str]]) -> None:
+    # Facebook has the messages: losing their mids to a database blip (or, the connection having been handed back
+    # during the calls, to a pool that stays busy) would leave the sends in doubt until their echoes.
     if not delivered:
         return
     for pause_s in (0.1, 0.5, 2.0):
@@ -762,17 +750,53 @@ def _locked(message_id: str) -> Message | None:
 
 
 def record_delivered(message_id: str, source_message_id: str) -> None:
-    """Marks the message delivered as Facebook's ``source_message_id`` (unless its echo already did).
+    """Marks the message delivered as Facebook's ``source_message_id`` (unless its echo already did)."""
+    record_many_delivered([(message_id, source_message_id)])
+
+
+def record_many_delivered(delivered: list[tuple[str, str]]) -> None:
+    """Marks messages delivered, given as (message id, Facebook's mid), unless their echoes already did.
 
     When nobody subscribed to ``message.updated`` (no outbox event to write in the same transaction), the
-    common case is one guarded UPDATE that writes what :func:`save_metadata` would; anything else, or a
-    subscriber, takes the locked path.
+    common case is a guarded UPDATE that writes what :func:`save_metadata` would, one for them all where
+    RETURNING says which ones it took; anything else, or a subscriber, takes the locked path of one message.
     """
-    if "message.updated" not in outbox.subscribed_event_types():
-        metadata = Message.metadata.db_value({"source_id": source_message_id})
-        untouched = Message.metadata.db_value({})
-        if execute(_RECORD_DELIVERED, source_message_id, metadata, now_ms(), message_id, untouched).rowcount:
-            return
+    recorded = set() if "message.updated" in outbox.subscribed_event_types() else _recorded_at_once(delivered)
+    for message_id, mid in delivered:
+        if message_id not in recorded:
+            _record_locked(message_id, mid)
+
+
+def _recorded_at_once(delivered: list[tuple[str, str]]) -> set[str]:
+    """The common case of :func:`record_many_delivered`; returns the ids of the messages it recorded."""
+    untouched = Message.metadata.db_value({})
+    if not supports_returning():
+        return {
+            message_id
+            for message_id, mid in delivered
+            if execute(
+                _RECORD_DELIVERED, mid, Message.metadata.db_value({"source_id": mid}), now_ms(), message_id, untouched
+            ).rowcount
+        }
+    params = [
+        value
+        for message_id, mid in delivered
+        for value in (message_id, mid, Message.metadata.db_value({"source_id": mid}))
+    ]
+    ids = [message_id for message_id, _ in delivered]
+    rows = execute(
+        _RECORD_MANY_DELIVERED,
+        now_ms(),
+        *params,
+        *ids,
+        untouched,
+        answers=placeholders(len(delivered), "({p}, {p}, {p})"),
+        ids=placeholders(len(ids)),
+    ).fetchall()
+    return {message_id for (message_id,) in rows}
+
+
+def _record_locked(message_id: str, source_message_id: str) -> None:
     with write_transaction():
         message = _locked(message_id)
         if message is None:
@@ -781,34 +805,6 @@ def record_delivered(message_id: str, source_message_id: str) -> None:
             update_send_bookkeeping(Message.id == message_id, send_state="done", send_attempt_at=None)
             return
         _mark_delivered(message, source_message_id)
-
-
-def record_many_delivered(delivered: list[tuple[str, str]]) -> None:
-    """:func:`record_delivered` for several messages, given as (message id, Facebook's mid).
-
-    The common case of every message is one UPDATE for them all; the others take the path of one message.
-    """
-    rest = delivered
-    if "message.updated" not in outbox.subscribed_event_types() and supports_returning():
-        params = [
-            value
-            for message_id, mid in delivered
-            for value in (message_id, mid, Message.metadata.db_value({"source_id": mid}))
-        ]
-        ids = [message_id for message_id, _ in delivered]
-        rows = execute(
-            _RECORD_MANY_DELIVERED,
-            now_ms(),
-            *params,
-            *ids,
-            Message.metadata.db_value({}),
-            answers=placeholders(len(delivered), "({p}, {p}, {p})"),
-            ids=placeholders(len(ids)),
-        ).fetchall()
-        recorded = {message_id for (message_id,) in rows}
-        rest = [(message_id, mid) for message_id, mid in delivered if message_id not in recorded]
-    for message_id, mid in rest:
-        record_delivered(message_id, mid)
 
 
 def _mark_delivered(message: Message, source_message_id: str) -> None:

@@ -70,6 +70,11 @@ def procfile_command(process: str) -> list[str]:
     raise SystemExit(f"the Procfile has no {process} process")
 
 
+def int_option(command: list[str], option: str, default: int) -> int:
+    """The value of ``option`` (``--processes`` ...) in ``command``, or ``default`` when it is not given."""
+    return int(command[command.index(option) + 1]) if option in command else default
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -233,7 +238,7 @@ class Worker(Process):
 
     def __init__(self, command: list[str], env: dict[str, str], log_dir: Path) -> None:
         super().__init__("worker", command, env, log_dir)
-        expected = int(command[command.index("--processes") + 1]) if "--processes" in command else 1
+        expected = int_option(command, "--processes", 1)
         wait_for(lambda: self._ready() >= expected, START_TIMEOUT_S, "the worker processes to boot")
 
     def _ready(self) -> int:
@@ -673,8 +678,7 @@ def serve_bare_endpoint(port: int, workers: int) -> None:
 
 def web_workers() -> int:
     """The ``--workers`` of the Procfile's web (1 when it gives none)."""
-    command = procfile_command("web")
-    return int(command[command.index("--workers") + 1]) if "--workers" in command else 1
+    return int_option(procfile_command("web"), "--workers", 1)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import time
 from collections import Counter
 
 import redis
-from _harness import Bench, Worker, machine, procfile_command, raw_post, say, wait_for
+from _harness import Bench, Worker, int_option, machine, procfile_command, raw_post, say, wait_for
 
 from airy_actors.conversations import ensure_conversation
 from airy_actors.db import database, open_database
@@ -63,8 +63,7 @@ def worker_command(processes: int | None, threads: int | None) -> list[str]:
 def concurrency_of(command: list[str]) -> int:
     """Send API calls the worker can have in flight: each thread delivers a batch of sends at once, each
     process at most its sending threads (airy-actors worker's defaults: 2 processes, 12 threads)."""
-    processes = int(command[command.index("--processes") + 1]) if "--processes" in command else 2
-    threads = int(command[command.index("--threads") + 1]) if "--threads" in command else 12
+    processes, threads = int_option(command, "--processes", 2), int_option(command, "--threads", 12)
     return processes * min(threads * MAX_BATCH, SEND_THREADS)
 
 
