@@ -494,9 +494,14 @@ def _record(delivery: WebhookDelivery, subscription: WebhookSubscription, attemp
         WebhookDelivery.update(**changes).where(WebhookDelivery.id == delivery.id).execute()
         where = WebhookSubscription.id == subscription.id
         if attempt.retryable:
-            failures = subscription.consecutive_failures + 1
-            pause = now + backoff_ms(failures, attempt.retry_after_ms)
-            WebhookSubscription.update(consecutive_failures=failures, paused_until=pause).where(where).execute()
+            pause = now + backoff_ms(subscription.consecutive_failures + 1, attempt.retry_after_ms)
+            if subscription.consecutive_failures:  # this run held the probe: its lease gives way to the backoff
+                paused_until: Any = pause
+            else:  # sent while the breaker was closed: a probe that another run took meanwhile keeps its lease
+                later = WebhookSubscription.paused_until < pause
+                paused_until = peewee.Case(None, [(later, pause)], WebhookSubscription.paused_until)
+            failures = WebhookSubscription.consecutive_failures + 1  # other lanes fail at the same time
+            WebhookSubscription.update(consecutive_failures=failures, paused_until=paused_until).where(where).execute()
         elif subscription.consecutive_failures:  # the receiver answered: close the breaker
             WebhookSubscription.update(consecutive_failures=0, paused_until=0).where(where).execute()
     logger.info(

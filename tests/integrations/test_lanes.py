@@ -84,6 +84,22 @@ def test_only_one_lane_probes_a_paused_subscriber(subscription):
     assert seen == [] and run.sent == 0
 
 
+def test_a_late_failure_from_before_the_breaker_opened_does_not_cut_a_probes_lease(subscription):
+    # Given a lane whose attempt went out while the breaker was closed, and, meanwhile, another lane's probe
+    emit("c1", 1)
+    emit("c2", 1)
+    before = WebhookSubscription.get()  # what the first lane's run read: no failure yet
+    WebhookSubscription.update(consecutive_failures=1, paused_until=0).execute()
+    assert integrations._take_probe(WebhookSubscription.get()) is True
+    leased_until = WebhookSubscription.get().paused_until
+    # When the first lane's attempt fails
+    delivery = WebhookDelivery.get(WebhookDelivery.ordering_key == "c1")
+    integrations._record(delivery, before, integrations.Attempt(None, "timed out", retryable=True))
+    # Then the probe keeps its lease (no second probe can start) and both failures count
+    after = WebhookSubscription.get()
+    assert after.paused_until == leased_until and after.consecutive_failures == 2
+
+
 def test_overdue_deliveries_of_a_failing_subscriber_are_given_up(subscription):
     emit("c1", 2)
     WebhookDelivery.update(give_up_at=now_ms() - 1).execute()
