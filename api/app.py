@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from airy_actors.config import Settings, get_settings
 from api.auth import SystemTokenAuth
@@ -15,7 +16,6 @@ from api.routes import channels, conversations, health, sending, webhook, webhoo
 def routes() -> list[Route]:
     return [
         Route("/facebook", webhook.verify, methods=["GET"]),
-        Route("/facebook", webhook.receive, methods=["POST"]),
         Route("/health", health.health, methods=["GET"]),
         Route("/conversations.list", conversations.conversations_list, methods=["POST"]),
         Route("/conversations.info", conversations.conversations_info, methods=["POST"]),
@@ -28,10 +28,26 @@ def routes() -> list[Route]:
     ]
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+class Api(Starlette):
+    """The API: ``POST /facebook`` first, then Starlette's middleware and routes for everything else.
+
+    Facebook's deliveries are most of the traffic and need none of the middleware (the webhook is open to all,
+    and answers its own errors with the app's handlers); the routing and middleware cost each of them 6 µs of
+    the web's CPU, half of what the endpoint costs.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/facebook" and scope["method"] == "POST":
+            scope["app"] = self
+            await webhook.receive(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> Api:
     """Builds the app. The process must have been prepared (database open, broker built)."""
     settings = settings or get_settings()
-    app = Starlette(
+    app = Api(
         routes=routes(),
         middleware=[Middleware(SystemTokenAuth, token=settings.system_token)],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -43,7 +59,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 WEB_WORKER_CONNECTIONS = 16
 
 
-def app_from_environment() -> Starlette:
+def app_from_environment() -> Api:
     """The app of one of several web processes that uvicorn starts (``airy-actors web --workers N``).
 
     Each process prepares itself (settings from the environment, its own database pool and broker connection),

@@ -10,6 +10,7 @@ from playhouse.pool import MaxConnectionsExceeded
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from airy_actors.errors import AiryError
 
@@ -56,3 +57,10 @@ EXCEPTION_HANDLERS = {
     redis.RedisError: broker_error,
     Exception: unexpected_error,
 }
+
+
+async def answer_error(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+    """Answers ``exc`` as the app's exception handlers do, for an endpoint that the app serves ahead of them."""
+    handler = next(EXCEPTION_HANDLERS[kind] for kind in type(exc).__mro__ if kind in EXCEPTION_HANDLERS)
+    response = await handler(Request(scope, receive), exc)
+    await response(scope, receive, send)

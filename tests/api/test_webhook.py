@@ -134,6 +134,35 @@ def test_signed_body_that_is_not_json_is_a_bad_request(api):
     assert WebhookEvent.select().count() == 0
 
 
+def test_json_that_a_strict_parser_refuses_is_still_accepted(api):
+    # Given signed objects that Python's json reads but orjson refuses: a text cut inside a surrogate pair, NaN
+    bodies = [
+        b'{"object": "page", "entry": [], "text": "cut \\ud83d"}',
+        b'{"object": "page", "entry": [], "score": NaN}',
+    ]
+    # When Facebook posts them, Then they are accepted and stored as they came
+    for body in bodies:
+        assert post_webhook(api, body).status_code == 200, body
+    assert sorted(row.body for row in WebhookEvent.select()) == sorted(body.decode() for body in bodies)
+
+
+def test_an_unexpected_failure_is_a_500_without_details_and_is_logged(api, monkeypatch, caplog):
+    # Given a web process whose webhook writer fails in a way nobody foresaw
+    from api.routes import webhook
+
+    async def failing(raw: bytes) -> None:
+        raise RuntimeError("writer exploded at 0xdeadbeef")
+
+    monkeypatch.setattr(webhook.writer, "submit", failing)
+    # When Facebook posts a valid delivery
+    answer = post_webhook(api, webhook_body(entry(PAGE, text_message(PAGE, "2001", "m_1", "hello"))))
+    # Then it gets a JSON 500 that tells nothing of the inside, so Facebook retries; the log has the details
+    assert answer.status_code == 500
+    assert answer.json() == {"message": "internal error; it has been logged"}
+    assert "exploded" not in answer.text and "Traceback" not in answer.text
+    assert any(record.exc_info and "exploded" in str(record.exc_info[1]) for record in caplog.records)
+
+
 def test_body_over_one_mebibyte_is_refused_and_exactly_one_is_accepted(api):
     prefix = json.dumps({"object": "page", "entry": []}).encode()
     exactly = prefix[:-1] + b" " * (1_048_576 - len(prefix)) + b"}"
