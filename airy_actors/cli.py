@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     web = commands.add_parser("web", help="the API under uvicorn, on $PORT")
     web.add_argument("--host", default="0.0.0.0")
     web.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    web.add_argument("--workers", type=int, default=1, help="web processes sharing the port (one per core)")
+    web.add_argument("--workers", type=int, default=1, help="web processes sharing the port")
     worker = commands.add_parser("worker", help="Dramatiq worker processes; run more to scale")
     worker.add_argument("--processes", type=int, default=2)
     worker.add_argument("--threads", type=int, default=12)

@@ -3,8 +3,8 @@
 Some requests cost little to check and much to store: a trip to the thread pool, a pooled connection, an INSERT
 and its commit, an enqueue to Redis. A writer takes every item that arrived while it handled the previous batch
 and handles them together (one INSERT, one commit), answers each request with its own result, then does what
-may follow the answer (the enqueue, which the sweeper makes good after a crash). Under light load a batch is
-one item, and nothing waits for company.
+may follow the answer, at once or a little later (the enqueue, which the sweeper makes good after a crash).
+Under light load a batch is one item, and nothing waits for company.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import contextlib
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 logger = logging.getLogger(__name__)
@@ -56,8 +57,15 @@ class BatchWriter(Generic[Item, Result]):
         """
         raise NotImplementedError
 
-    def after(self, results: list[Result | Exception], more_waiting: bool) -> None:
-        """Runs once the batch's requests are answered; ``more_waiting`` when another batch is ready."""
+    def after(self, results: list[Result | Exception]) -> None:
+        """Runs once the batch's requests are answered."""
+
+    def due_in(self) -> float | None:
+        """Seconds until :meth:`when_due` must run (zero or less: now); None while :meth:`after` left nothing."""
+        return None
+
+    def when_due(self) -> None:
+        """Does what :meth:`after` left for later, once :meth:`due_in` says it is time."""
 
     def _start(self) -> None:
         if self._thread is not None:
@@ -69,7 +77,14 @@ class BatchWriter(Generic[Item, Result]):
 
     def _run(self) -> None:
         while True:
-            batch = [self._waiting.get()]
+            wait = self.due_in()
+            if wait is not None and wait <= 0:
+                self._safely(self.when_due)
+                continue
+            try:
+                batch = [self._waiting.get(timeout=wait)]
+            except queue.Empty:
+                continue
             while len(batch) < self.max_batch:
                 try:
                     batch.append(self._waiting.get_nowait())
@@ -80,10 +95,13 @@ class BatchWriter(Generic[Item, Result]):
             except Exception as error:  # every request of the batch gets the error, and so its HTTP answer
                 results = [error] * len(batch)
             _settle(batch, results)
-            try:
-                self.after(results, not self._waiting.empty())
-            except Exception:  # the thread must outlive anything: every later request depends on it
-                logger.exception("the batch writer failed after answering a batch", extra={"writer": self.name})
+            self._safely(self.after, results)
+
+    def _safely(self, step: Callable[..., None], *args: object) -> None:
+        try:
+            step(*args)
+        except Exception:  # the thread must outlive anything: every later request depends on it
+            logger.exception("the batch writer failed after answering", extra={"writer": self.name})
 
 
 def _settle(

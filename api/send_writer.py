@@ -36,7 +36,7 @@ class SendWriter(BatchWriter[SendRequest, Message]):
         with database.connection_context():
             return accept_sends(batch)
 
-    def after(self, results: list[Message | Exception], more_waiting: bool) -> None:
+    def after(self, results: list[Message | Exception]) -> None:
         accepted = [result.id for result in results if isinstance(result, Message)]
         if not accepted:
             return

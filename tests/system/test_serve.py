@@ -17,7 +17,6 @@ from tests import support
 from tests.support import wait_until
 
 AIRY = str(Path(sys.executable).parent / "airy-actors")
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -107,11 +106,9 @@ def test_unreachable_database_is_a_clear_error_at_start_up(tmp_path):
     assert b"DATABASE_URL" in result.stderr and b"Traceback" not in result.stderr
 
 
-def test_the_procfiles_web_serves_from_several_processes_and_stops_them_all(tmp_path):
-    # Given the Procfile's web command (several processes on one port) on a fresh directory
-    procfile = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
-    command = procfile["web"].split()
-    assert command[:2] == ["airy-actors", "web"] and "--workers" in command
+def test_a_web_of_several_processes_serves_from_all_and_stops_them_all(tmp_path):
+    # Given `airy-actors web --workers 2` (several processes on one port) on a fresh directory
+    command = ["airy-actors", "web", "--workers", "2"]
     port = free_port()
     env = {**bare_environment(), "FACEBOOK_APP_ID": "1", "FACEBOOK_APP_SECRET": "procfile-secret"}
     process = subprocess.Popen(
