@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -355,6 +356,8 @@ def _decode(body: str) -> list[InboundEvent]:
         document = json.loads(body)
     except ValueError:
         return []
+    if "\\ud" in body or "\\uD" in body:  # an escaped surrogate: half of a pair, or a text cut inside one
+        document = _without_lone_surrogates(document)
     if isinstance(document, dict) and document.get("object") == DEFERRED_OBJECT:
         events: list[InboundEvent] = []
         for item in document.get("events", []):
@@ -362,6 +365,24 @@ def _decode(body: str) -> list[InboundEvent]:
             events.append(cls(**item))
         return events
     return parse_webhook_body(document)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads has joined every valid pair into one character
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """``value`` with each lone surrogate replaced by U+FFFD.
+
+    JSON may carry half of a surrogate pair (``"\\ud83d"``, a text cut in the middle of an emoji), which
+    json.loads keeps as it is, and which no database can store: the whole request would fail for ever.
+    """
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(key): _without_lone_surrogates(item) for key, item in value.items()}
+    return value
 
 
 def stale_webhook_events(limit: int = 500) -> list[int]:

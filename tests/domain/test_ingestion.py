@@ -53,6 +53,18 @@ def test_first_message_from_a_contact_creates_the_conversation(channel):
     assert conversation.last_message_id == message.id
 
 
+def test_a_text_cut_inside_an_emoji_is_stored_with_a_replacement_character(channel):
+    # Given a request whose first text ends with half of a surrogate pair, and a second text with a whole emoji
+    cut = text_message(PAGE, PSID, "m_1", "see you \ud83d", timestamp=1_700_000_000_001)
+    whole = text_message(PAGE, PSID, "m_2", "see you \U0001f600", timestamp=1_700_000_000_002)
+    body = webhook_body(entry(PAGE, cut, whole))
+    assert b"\\ud83d" in body  # JSON as Facebook writes it: non-ASCII escaped
+    # When it is ingested, Then both are messages; the lone half is U+FFFD, the whole emoji is kept
+    event_id, _ = store_webhook_request(body)
+    ingest_webhook_event(event_id, app_id=APP_ID)
+    assert [message.content["message"]["text"] for message in messages()] == ["see you \ufffd", "see you \U0001f600"]
+
+
 def test_redelivered_event_creates_no_second_message(channel):
     event = text_message(PAGE, PSID, "m_1", "hello")
     ingest(entry(PAGE, event))
