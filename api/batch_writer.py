@@ -14,6 +14,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -31,11 +32,16 @@ class BatchWriter(Generic[Item, Result]):
     Parameters:
       name: the thread's name.
       max_batch: the most items handled together.
+      gather_s: while items come together, how long a batch waits after its first item for more to join it
+        (as PostgreSQL's ``commit_delay`` with ``commit_siblings``): each batch costs a commit, which costs the
+        database more than an item does. A lone item, after a batch of one, waits for nothing.
     """
 
-    def __init__(self, name: str, max_batch: int) -> None:
+    def __init__(self, name: str, max_batch: int, gather_s: float = 0.0) -> None:
         self.name = name
         self.max_batch = max_batch
+        self.gather_s = gather_s
+        self._last_size = 0
         self._waiting: queue.SimpleQueue[tuple[Item, asyncio.AbstractEventLoop, asyncio.Future[Result]]] = (
             queue.SimpleQueue()
         )
@@ -85,17 +91,30 @@ class BatchWriter(Generic[Item, Result]):
                 batch = [self._waiting.get(timeout=wait)]
             except queue.Empty:
                 continue
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._waiting.get_nowait())
-                except queue.Empty:
-                    break
+            self._gather(batch)
+            self._last_size = len(batch)
             try:
                 results = self.write([item for item, _, _ in batch])
             except Exception as error:  # every request of the batch gets the error, and so its HTTP answer
                 results = [error] * len(batch)
             _settle(batch, results)
             self._safely(self.after, results)
+
+    def _gather(self, batch: list[tuple[Item, asyncio.AbstractEventLoop, asyncio.Future[Result]]]) -> None:
+        """Adds to ``batch`` what is waiting, and under load what arrives within ``gather_s`` of its start."""
+        deadline = time.monotonic() + (self.gather_s if self._last_size > 1 else 0.0)
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self._waiting.get_nowait())
+                continue
+            except queue.Empty:
+                left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                batch.append(self._waiting.get(timeout=left))
+            except queue.Empty:
+                return
 
     def _safely(self, step: Callable[..., None], *args: object) -> None:
         try:
