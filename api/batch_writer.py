@@ -104,15 +104,9 @@ class BatchWriter(Generic[Item, Result]):
         """Adds to ``batch`` what is waiting, and under load what arrives within ``gather_s`` of its start."""
         deadline = time.monotonic() + (self.gather_s if self._last_size > 1 else 0.0)
         while len(batch) < self.max_batch:
+            left = deadline - time.monotonic()
             try:
-                batch.append(self._waiting.get_nowait())
-                continue
-            except queue.Empty:
-                left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            try:
-                batch.append(self._waiting.get(timeout=left))
+                batch.append(self._waiting.get(timeout=left) if left > 0 else self._waiting.get_nowait())
             except queue.Empty:
                 return
 
