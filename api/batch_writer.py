@@ -21,6 +21,7 @@ from typing import Generic, TypeVar
 logger = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
+_STOP = object()  # put in the queue by close()
 Result = TypeVar("Result")
 
 
@@ -73,6 +74,25 @@ class BatchWriter(Generic[Item, Result]):
     def when_due(self) -> None:
         """Does what :meth:`after` left for later, once :meth:`due_in` says it is time."""
 
+    def closing(self) -> None:
+        """Runs on the writer's thread as it stops (see :meth:`close`): does what :meth:`after` left for later."""
+        if self.due_in() is not None:
+            self.when_due()
+
+    def close(self, timeout_s: float) -> None:
+        """Lets the thread finish what it was given, and what it left for later, then stop (a web that stops).
+
+        Waits up to ``timeout_s`` for it. A later :meth:`submit` starts a new thread.
+        """
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._waiting.put((_STOP, None, None))  # type: ignore[arg-type]
+        thread.join(timeout_s)
+        if thread.is_alive():
+            logger.warning("the batch writer did not finish in time", extra={"writer": self.name})
+
     def _start(self) -> None:
         if self._thread is not None:
             return
@@ -88,27 +108,42 @@ class BatchWriter(Generic[Item, Result]):
                 self._safely(self.when_due)
                 continue
             try:
-                batch = [self._waiting.get(timeout=wait)]
+                first = self._waiting.get(timeout=wait)
             except queue.Empty:
                 continue
-            self._gather(batch)
-            self._last_size = len(batch)
-            try:
-                results = self.write([item for item, _, _ in batch])
-            except Exception as error:  # every request of the batch gets the error, and so its HTTP answer
-                results = [error] * len(batch)
-            _settle(batch, results)
-            self._safely(self.after, results)
+            batch = [] if first[0] is _STOP else [first]
+            stopping = not batch or self._gather(batch)
+            if batch:
+                self._write(batch)
+            if stopping:
+                self._safely(self.closing)
+                return
 
-    def _gather(self, batch: list[tuple[Item, asyncio.AbstractEventLoop, asyncio.Future[Result]]]) -> None:
-        """Adds to ``batch`` what is waiting, and under load what arrives within ``gather_s`` of its start."""
+    def _gather(self, batch: list[tuple[Item, asyncio.AbstractEventLoop, asyncio.Future[Result]]]) -> bool:
+        """Adds to ``batch`` what is waiting, and under load what arrives within ``gather_s`` of its start.
+
+        Returns whether it met the sign to stop (see :meth:`close`).
+        """
         deadline = time.monotonic() + (self.gather_s if self._last_size > 1 else 0.0)
         while len(batch) < self.max_batch:
             left = deadline - time.monotonic()
             try:
-                batch.append(self._waiting.get(timeout=left) if left > 0 else self._waiting.get_nowait())
+                item = self._waiting.get(timeout=left) if left > 0 else self._waiting.get_nowait()
             except queue.Empty:
-                return
+                return False
+            if item[0] is _STOP:
+                return True
+            batch.append(item)
+        return False
+
+    def _write(self, batch: list[tuple[Item, asyncio.AbstractEventLoop, asyncio.Future[Result]]]) -> None:
+        self._last_size = len(batch)
+        try:
+            results = self.write([item for item, _, _ in batch])
+        except Exception as error:  # every request of the batch gets the error, and so its HTTP answer
+            results = [error] * len(batch)
+        _settle(batch, results)
+        self._safely(self.after, results)
 
     def _safely(self, step: Callable[..., None], *args: object) -> None:
         try:

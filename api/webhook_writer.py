@@ -79,6 +79,12 @@ class WebhookWriter(BatchWriter[bytes, Stored]):
         unsent, self._unsent = self._unsent, []
         _enqueue(unsent)
 
+    def closing(self) -> None:
+        """Enqueues what waits, and gives the kept connection back to the pool."""
+        super().closing()
+        if not database.is_closed():
+            database.close()
+
 
 def _store(bodies: list[bytes]) -> list[Stored]:
     """Stores a batch on the connection that the writer keeps from one batch to the next.

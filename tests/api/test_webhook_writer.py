@@ -9,8 +9,9 @@ import time
 import dramatiq
 
 from airy_actors.models import WebhookEvent
+from api import webhook_writer
 from api.webhook_writer import REQUESTS_PER_MESSAGE, WebhookWriter
-from tests.support import entry, text_message, wait_until, webhook_body
+from tests.support import entry, sign, text_message, wait_until, webhook_body
 
 PAGE = "1001"
 
@@ -68,3 +69,34 @@ def test_a_request_posted_again_is_answered_as_stored_and_not_enqueued_again(db,
     assert again == [(row_id, False), (row_id, False)]
     time.sleep(0.05)  # ten times the longest that the writer holds a new request back
     assert ingestion_messages(broker) == [[row_id]]
+
+
+def test_closing_the_writer_enqueues_what_it_held_back_and_a_later_request_is_served(db, broker, monkeypatch):
+    # Given a writer that holds stored requests back for a minute
+    monkeypatch.setattr(webhook_writer, "ENQUEUE_WITHIN_S", 60.0)
+    writer = WebhookWriter()
+    first, second = bodies(2)
+    [(row_id, _)] = asyncio.run(submit_all(writer, [first]))
+    time.sleep(0.05)
+    assert ingestion_messages(broker) == []
+    # When it is closed (the web stops), Then what it held back is enqueued before close returns
+    writer.close(timeout_s=5)
+    assert ingestion_messages(broker) == [[row_id]]
+    # And a request that comes later still gets its answer, from a new thread
+    [(later_id, new)] = asyncio.run(submit_all(writer, [second]))
+    assert new and later_id != row_id
+    writer.close(timeout_s=5)
+    assert sorted(ingestion_messages(broker)) == sorted([[row_id], [later_id]])
+
+
+def test_a_web_that_stops_enqueues_the_requests_it_answered_last(serve_app, broker, monkeypatch):
+    # Given a web whose writer holds stored requests back for a minute
+    monkeypatch.setattr(webhook_writer, "ENQUEUE_WITHIN_S", 60.0)
+    body = bodies(1)[0]
+    with serve_app() as client:
+        # When Facebook's request is answered and the web stops right after
+        assert client.post("/facebook", content=body, headers=sign(body)).status_code == 200
+        assert ingestion_messages(broker) == []
+    # Then the request was enqueued as it stopped, not left for the sweeper
+    [stored] = WebhookEvent.select()
+    assert ingestion_messages(broker) == [[stored.id]]

@@ -36,6 +36,8 @@ def test_a_failing_request_is_retried_alone_while_the_rest_of_its_batch_goes_on(
 
     # Then every request becomes its message, the failed one on a retry of its own after the others
     wait_until(lambda: Message.select().count() == 3, timeout=30, message="three messages")
-    assert attempts == [[first, second, third], [first], [second], [third], [second]]
+    assert attempts[:3] == [[first, second, third], [first], [second]]
+    # the third alone, and the second's own retry, which another worker thread may take up first
+    assert sorted(attempts[3:]) == sorted([[third], [second]])
     assert_each_event_is_one_message(["m_0", "m_1", "m_2"])
     assert WebhookEvent.select().where(WebhookEvent.processed_at.is_null()).count() == 0
