@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -86,6 +87,9 @@ def app_from_environment() -> Api:
     as ``airy-actors web`` does before it serves. Its pool is half a lone web's: two of them together hold no
     more of PostgreSQL's connections (100 by default, shared with the workers) than one did.
     """
-    from airy_actors.runtime import prepare_process
+    from airy_actors.runtime import prepare_process, stop_with_parent
 
+    supervisor = multiprocessing.parent_process()
+    if supervisor is not None and supervisor.pid is not None:
+        stop_with_parent(supervisor.pid)
     return create_app(prepare_process(max_connections=WEB_WORKER_CONNECTIONS))

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests import support
+from tests.conftest import REDIS_URL
 from tests.support import wait_until
 
 AIRY = str(Path(sys.executable).parent / "airy-actors")
@@ -143,3 +144,39 @@ def test_a_web_of_several_processes_serves_from_all_and_stops_them_all(tmp_path)
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+
+
+def test_web_processes_stop_when_their_supervisor_is_killed_alone(tmp_path):
+    # Given `airy-actors web --workers 2` serving
+    port = free_port()
+    env = {
+        **bare_environment(),
+        "REDIS_URL": REDIS_URL,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'airy.db'}",
+    }
+    process = subprocess.Popen(
+        [AIRY, "web", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: health(port), timeout=30, message="the web did not answer /health")
+        children = [pid for pid in session_processes(process.pid) if pid != process.pid]
+        assert len(children) >= 2
+        # When only the supervisor is killed, as SIGKILL does (it can pass nothing on)
+        process.kill()
+        process.wait(timeout=10)
+        # Then its web processes stop too, and the port no longer answers
+        try:
+            wait_until(lambda: not session_processes(process.pid), timeout=20, message="orphan web processes remained")
+        except AssertionError as failure:
+            left = [Path(f"/proc/{pid}/cmdline").read_bytes()[:120] for pid in session_processes(process.pid)]
+            raise AssertionError(f"{failure}: {left}") from None
+        assert health(port) is None
+    finally:
+        remaining = session_processes(process.pid)
+        for pid in remaining:
+            os.kill(pid, signal.SIGKILL)
