@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from tests import support
-from tests.conftest import REDIS_URL
 from tests.support import wait_until
 
 AIRY = str(Path(sys.executable).parent / "airy-actors")
@@ -151,7 +150,7 @@ def test_web_processes_stop_when_their_supervisor_is_killed_alone(tmp_path):
     port = free_port()
     env = {
         **bare_environment(),
-        "REDIS_URL": REDIS_URL,
+        "REDIS_URL": os.environ.get("AIRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'airy.db'}",
     }
     process = subprocess.Popen(
