@@ -21,8 +21,9 @@ from typing import Generic, TypeVar
 logger = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
-_STOP = object()  # put in the queue by close()
 Result = TypeVar("Result")
+
+_STOP = object()  # put in the queue by close()
 
 
 class BatchWriter(Generic[Item, Result]):

@@ -106,24 +106,31 @@ def test_unreachable_database_is_a_clear_error_at_start_up(tmp_path):
     assert b"DATABASE_URL" in result.stderr and b"Traceback" not in result.stderr
 
 
-def test_a_web_of_several_processes_serves_from_all_and_stops_them_all(tmp_path):
-    # Given `airy-actors web --workers 2` (several processes on one port) on a fresh directory
-    command = ["airy-actors", "web", "--workers", "2"]
+WEB_WORKERS = 2
+
+
+def start_web_of_several_processes(tmp_path: Path, env: dict[str, str], output: int) -> tuple[subprocess.Popen, int]:
+    """``airy-actors web --workers 2`` in a session of its own, on a free port; returns it and the port."""
     port = free_port()
-    env = {**bare_environment(), "FACEBOOK_APP_ID": "1", "FACEBOOK_APP_SECRET": "procfile-secret"}
     process = subprocess.Popen(
-        [AIRY, *command[1:], "--host", "127.0.0.1", "--port", str(port)],
+        [AIRY, "web", "--workers", str(WEB_WORKERS), "--host", "127.0.0.1", "--port", str(port)],
         cwd=tmp_path,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=output,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    return process, port
+
+
+def test_a_web_of_several_processes_serves_from_all_and_stops_them_all(tmp_path):
+    # Given `airy-actors web --workers 2` (several processes on one port) on a fresh directory
+    env = {**bare_environment(), "FACEBOOK_APP_ID": "1", "FACEBOOK_APP_SECRET": "procfile-secret"}
+    process, port = start_web_of_several_processes(tmp_path, env, subprocess.PIPE)
     try:
         wait_until(lambda: health(port), timeout=30, message="the web did not answer /health")
-        workers = int(command[command.index("--workers") + 1])
         # the supervisor, its web processes, multiprocessing's resource tracker, the embedded Redis
-        assert len(session_processes(process.pid)) >= 1 + workers + 1
+        assert len(session_processes(process.pid)) >= 1 + WEB_WORKERS + 1
         # When Facebook posts the same signed batch to whichever process answers, several times
         body = support.webhook_body(support.entry("555", support.text_message("555", "42", "m_1", "hello")))
         headers = support.sign(body, "procfile-secret")
@@ -147,24 +154,16 @@ def test_a_web_of_several_processes_serves_from_all_and_stops_them_all(tmp_path)
 
 def test_web_processes_stop_when_their_supervisor_is_killed_alone(tmp_path):
     # Given `airy-actors web --workers 2` serving
-    port = free_port()
     env = {
         **bare_environment(),
         "REDIS_URL": os.environ.get("AIRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'airy.db'}",
     }
-    process = subprocess.Popen(
-        [AIRY, "web", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    process, port = start_web_of_several_processes(tmp_path, env, subprocess.DEVNULL)
     try:
         wait_until(lambda: health(port), timeout=30, message="the web did not answer /health")
         children = [pid for pid in session_processes(process.pid) if pid != process.pid]
-        assert len(children) >= 2
+        assert len(children) >= WEB_WORKERS
         # When only the supervisor is killed, as SIGKILL does (it can pass nothing on)
         process.kill()
         process.wait(timeout=10)
