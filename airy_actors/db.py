@@ -1,4 +1,4 @@
-"""The database: one Peewee proxy, bound at start-up to SQLite or PostgreSQL, and the schema."""
+"""The database: one Peewee proxy, bound at start-up to SQLite or PostgreSQL, and plain SQL on it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from urllib.parse import urlparse
 
 import peewee
 from playhouse import db_url
-from playhouse.migrate import SchemaMigrator, migrate
 from playhouse.pool import PooledDatabase
 
 from airy_actors.errors import ConfigError
@@ -59,33 +58,6 @@ def open_database(url: str, *, max_connections: int = 32) -> peewee.Database:
     return db
 
 
-def all_models() -> list[type[peewee.Model]]:
-    """Every model of the product, in no particular order."""
-    from airy_actors import models
-
-    return list(models.MODELS)
-
-
-def create_schema() -> None:
-    """Creates missing tables and adds columns that newer code declares to existing ones.
-
-    Columns are only ever added, with the model's default, so an older database is migrated in place. The
-    caller holds the connection.
-    """
-    models = all_models()
-    database.create_tables(models, safe=True)
-    migrator = SchemaMigrator.from_database(database.obj)
-    for model in models:
-        table = model._meta.table_name
-        existing = {column.name for column in database.get_columns(table)}
-        missing = [field for field in model._meta.sorted_fields if field.column_name not in existing]
-        for field in missing:
-            logger.info("adding column", extra={"table": table, "column": field.column_name})
-            # A column added to rows that exist needs a default or must accept NULL.
-            field.null = True if field.default is None else field.null
-            migrate(migrator.add_column(table, field.column_name, field))
-
-
 def execute(sql: str, *params: Any, **lists: str) -> Any:
     """Runs plain SQL written once for both engines on this thread's connection; returns the cursor.
 
@@ -104,6 +76,11 @@ def execute(sql: str, *params: Any, **lists: str) -> Any:
 def placeholders(count: int, row: str = "{p}") -> str:
     """``count`` times ``row``, comma-separated: a list for :func:`execute`."""
     return ", ".join([row] * count)
+
+
+def is_postgres() -> bool:
+    """Whether the bound database is PostgreSQL (row locks, ``FOR UPDATE``, advisory locks)."""
+    return isinstance(database.obj, peewee.PostgresqlDatabase)
 
 
 def supports_returning() -> bool:

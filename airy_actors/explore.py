@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 TOKEN_TTL_MS = 5 * 60_000
 FINDINGS_TTL_MS = 15 * 60_000
+KEEP_ALIVE_EVERY_MS = 10_000  # how often a long explore tells the sweeper it is alive
 READ_AHEAD = 4  # Graph result pages fetched while earlier ones are being fanned out
 
 
@@ -65,7 +66,9 @@ class ExploreState:
 
     def __init__(self, client: redis.Redis, namespace: str, job_id: str) -> None:
         self.client = client
+        self.job_id = job_id
         prefix = f"{namespace}:explore:{job_id}"
+        self.alive_key = f"{namespace}:job-alive:{job_id}"
         self.tokens_key = f"{prefix}:tokens"
         self.findings_key = f"{prefix}:findings"
         self.expected_key = f"{prefix}:expected"
@@ -110,6 +113,15 @@ class ExploreState:
         findings = [Finding(**json.loads(value)) for value in values]
         return sorted(findings, key=lambda finding: finding.position)
 
+    def keep_alive(self) -> None:
+        """Touches the job at most every KEEP_ALIVE_EVERY_MS, so a long fan-out is not taken for a lost one."""
+        try:
+            first = self.client.set(self.alive_key, "1", nx=True, px=KEEP_ALIVE_EVERY_MS)
+        except redis.RedisError:
+            first = True  # without Redis, the database says it
+        if first:
+            jobs.touch(self.job_id)
+
     def clear(self) -> None:
         self.client.delete(self.tokens_key, self.findings_key, self.expected_key)
 
@@ -129,7 +141,7 @@ def explore_pages(
     """
     seen: set[str] = set()
     for accounts in read_ahead(graph.managed_pages(auth_token), READ_AHEAD):
-        jobs.keep_alive(job_id)
+        state.keep_alive()
         fresh: list[tuple[int, str, dict[str, Any]]] = []  # (position, page id, page)
         for page in accounts:
             page_id = str(page.get("id") or "")

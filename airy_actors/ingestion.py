@@ -1,12 +1,12 @@
 """How a stored webhook request becomes conversations and messages.
 
-Plain synchronous code over the database; the ingestion actors only call :func:`ingest_webhook_events` (several
-requests in one transaction) and :func:`ingest_webhook_event` (one).
+Plain synchronous code over the database; the ingestion actors only call :func:`ingest_webhook_requests` (several
+requests in one transaction) and :func:`ingest_webhook_request` (one).
 Everything here is safe to run twice on the same request: messages are keyed by Facebook's ``mid``,
 reactions and receipts set values, edits are counted by ``num_edit``.
 
 Facebook does not order deliveries across requests, so a reaction, an edit or an echo can arrive before
-the message it refers to. Such events are *deferred*: stored again as a new :class:`WebhookEvent` of the
+the message it refers to. Such events are *deferred*: stored again as a new :class:`WebhookRequest` of the
 next generation, in the same transaction, and tried again after a backoff.
 """
 
@@ -39,7 +39,7 @@ from airy_actors.facebook_events import (
     ReceiptWatermark,
     parse_webhook_body,
 )
-from airy_actors.models import Channel, Conversation, Message, WebhookEvent, stable_id
+from airy_actors.models import Channel, Contact, Conversation, Message, WebhookRequest, stable_id
 from airy_actors.sending import claim_echo
 from airy_actors.timestamps import iso_ms, now_ms
 
@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 DEFERRED_OBJECT = "airy.deferred"
 MAX_GENERATIONS = 10  # backoffs of 1 s doubling: about 17 minutes for a late message to arrive
 SWEEP_GRACE_MS = 30_000
+PROFILE_RETRY_AFTER_MS = 5 * 60_000  # a profile still pending this long lost its actor message
+PROFILE_GIVE_UP_MS = 24 * 3_600_000
 
 
 @dataclass
@@ -98,8 +100,8 @@ def store_webhook_requests(bodies: list[bytes]) -> list[tuple[int, bool]]:
         inserted = _insert_one_at_a_time([{"body": text, "digest": digest} for text, digest in rows])
     ids = dict(inserted)
     if len(ids) < len(set(digests)):
-        stored_before = WebhookEvent.select(WebhookEvent.digest, WebhookEvent.id).where(
-            WebhookEvent.digest.in_(set(digests) - set(ids))
+        stored_before = WebhookRequest.select(WebhookRequest.digest, WebhookRequest.id).where(
+            WebhookRequest.digest.in_(set(digests) - set(ids))
         )
         ids.update(stored_before.tuples())
     # Only the first of two equal bodies is new.
@@ -111,22 +113,22 @@ def _insert_one_at_a_time(rows: list[dict[str, str]]) -> dict[str, int]:
     inserted = {}
     with write_transaction():
         for row in rows:
-            if WebhookEvent.insert(row).on_conflict_ignore().as_rowcount().execute() == 1:
-                inserted[row["digest"]] = WebhookEvent.get(WebhookEvent.digest == row["digest"]).id
+            if WebhookRequest.insert(row).on_conflict_ignore().as_rowcount().execute() == 1:
+                inserted[row["digest"]] = WebhookRequest.get(WebhookRequest.digest == row["digest"]).id
     return inserted
 
 
-def ingest_webhook_event(webhook_event_id: int, *, app_id: str | None) -> IngestionResult:
+def ingest_webhook_request(webhook_request_id: int, *, app_id: str | None) -> IngestionResult:
     """Applies every event of one stored webhook request, in one transaction.
 
     Parameters:
-      webhook_event_id: the :class:`WebhookEvent` row.
+      webhook_request_id: the :class:`WebhookRequest` row.
       app_id: our Facebook app id, to tell our own echoes from other apps'.
     """
-    return ingest_webhook_events([webhook_event_id], app_id=app_id)[0]
+    return ingest_webhook_requests([webhook_request_id], app_id=app_id)[0]
 
 
-def ingest_webhook_events(webhook_event_ids: list[int], *, app_id: str | None) -> list[IngestionResult]:
+def ingest_webhook_requests(webhook_request_ids: list[int], *, app_id: str | None) -> list[IngestionResult]:
     """Applies every event of several stored webhook requests, in order, in one transaction.
 
     Contact messages, most of the traffic, are stored together: a few statements for a whole run of them (see
@@ -134,16 +136,16 @@ def ingest_webhook_events(webhook_event_ids: list[int], *, app_id: str | None) -
     messages before it are stored, so that it sees the same state as if all were applied one by one.
 
     Parameters:
-      webhook_event_ids: the :class:`WebhookEvent` rows.
+      webhook_request_ids: the :class:`WebhookRequest` rows.
       app_id: our Facebook app id, to tell our own echoes from other apps'.
 
     Returns:
-      What was done for each request, in the order of ``webhook_event_ids``.
+      What was done for each request, in the order of ``webhook_request_ids``.
     """
-    results = {webhook_event_id: IngestionResult(already_processed=True) for webhook_event_id in webhook_event_ids}
+    results = {request_id: IngestionResult(already_processed=True) for request_id in webhook_request_ids}
     together = supports_returning()  # else one by one: the new messages can't be told from the old cheaply
     with write_transaction():
-        requests = _load(webhook_event_ids)
+        requests = _load(webhook_request_ids)
         channels = _channels(requests)
         contact_messages = _ContactMessages()
         for request in requests:
@@ -164,8 +166,8 @@ def ingest_webhook_events(webhook_event_ids: list[int], *, app_id: str | None) -
         contact_messages.store()
         if requests:
             processed = [request.id for request in requests]
-            WebhookEvent.update(processed_at=now_ms()).where(WebhookEvent.id.in_(processed)).execute()
-    return [results[webhook_event_id] for webhook_event_id in webhook_event_ids]
+            WebhookRequest.update(processed_at=now_ms()).where(WebhookRequest.id.in_(processed)).execute()
+    return [results[webhook_request_id] for webhook_request_id in webhook_request_ids]
 
 
 @dataclass
@@ -177,16 +179,16 @@ class _Request:
     events: list[InboundEvent]
 
 
-def _load(webhook_event_ids: list[int]) -> list[_Request]:
-    """The requests of ``webhook_event_ids`` that are not processed yet, in that order, each once."""
-    query = WebhookEvent.select(WebhookEvent.id, WebhookEvent.body, WebhookEvent.generation).where(
-        WebhookEvent.id.in_(webhook_event_ids) & WebhookEvent.processed_at.is_null()
+def _load(webhook_request_ids: list[int]) -> list[_Request]:
+    """The requests of ``webhook_request_ids`` that are not processed yet, in that order, each once."""
+    query = WebhookRequest.select(WebhookRequest.id, WebhookRequest.body, WebhookRequest.generation).where(
+        WebhookRequest.id.in_(webhook_request_ids) & WebhookRequest.processed_at.is_null()
     )
-    rows = {webhook_event_id: (body, generation) for webhook_event_id, body, generation in query.tuples()}
+    rows = {webhook_request_id: (body, generation) for webhook_request_id, body, generation in query.tuples()}
     return [
-        _Request(webhook_event_id, rows[webhook_event_id][1], _decode(rows[webhook_event_id][0]))
-        for webhook_event_id in dict.fromkeys(webhook_event_ids)
-        if webhook_event_id in rows
+        _Request(webhook_request_id, rows[webhook_request_id][1], _decode(rows[webhook_request_id][0]))
+        for webhook_request_id in dict.fromkeys(webhook_request_ids)
+        if webhook_request_id in rows
     ]
 
 
@@ -331,7 +333,7 @@ def _defer(request: _Request, events: list[InboundEvent], result: IngestionResul
     generation = request.generation + 1
     if generation > MAX_GENERATIONS:
         logger.warning(
-            "dropping events whose target never arrived", extra={"webhook_event_id": request.id, "count": len(events)}
+            "dropping events whose target never arrived", extra={"webhook_request_id": request.id, "count": len(events)}
         )
         return
     body = json.dumps(
@@ -341,10 +343,10 @@ def _defer(request: _Request, events: list[InboundEvent], result: IngestionResul
     )
     delay_ms = 1000 * 2 ** (generation - 1)
     digest = hashlib.sha256(f"{generation}:{body}".encode()).hexdigest()
-    WebhookEvent.insert(
+    WebhookRequest.insert(
         body=body, digest=digest, generation=generation, next_attempt_at=now_ms() + delay_ms
     ).on_conflict_ignore().execute()
-    result.deferred_event_id = WebhookEvent.get(WebhookEvent.digest == digest).id
+    result.deferred_event_id = WebhookRequest.get(WebhookRequest.digest == digest).id
     result.deferred_delay_ms = delay_ms
 
 
@@ -385,20 +387,35 @@ def _without_lone_surrogates(value: Any) -> Any:
     return value
 
 
-def stale_webhook_events(limit: int = 500) -> list[int]:
+def stale_webhook_requests(limit: int = 500) -> list[int]:
     """Rows that no actor finished and whose turn has passed: a crash, or a lost broker message."""
     cutoff = now_ms() - SWEEP_GRACE_MS
     query = (
-        WebhookEvent.select(WebhookEvent.id)
-        .where(WebhookEvent.processed_at.is_null() & (WebhookEvent.next_attempt_at < cutoff))
-        .order_by(WebhookEvent.id)
+        WebhookRequest.select(WebhookRequest.id)
+        .where(WebhookRequest.processed_at.is_null() & (WebhookRequest.next_attempt_at < cutoff))
+        .order_by(WebhookRequest.id)
         .limit(limit)
     )
     ids = [row.id for row in query]
     if ids:
         # Leave them alone for a while: under a backlog their first message may still be queued.
-        WebhookEvent.update(next_attempt_at=now_ms() + 2 * SWEEP_GRACE_MS).where(WebhookEvent.id.in_(ids)).execute()
+        WebhookRequest.update(next_attempt_at=now_ms() + 2 * SWEEP_GRACE_MS).where(WebhookRequest.id.in_(ids)).execute()
     return ids
+
+
+def stale_profiles(limit: int = 200) -> list[str]:
+    """Contacts whose profile fetch was lost: pending for PROFILE_RETRY_AFTER_MS, created within a day."""
+    cutoff = now_ms() - PROFILE_RETRY_AFTER_MS
+    stale = (
+        Contact.select(Contact.id)
+        .where(
+            (Contact.profile_state == "pending")
+            & (Contact.created_at < cutoff)
+            & (Contact.created_at > cutoff - PROFILE_GIVE_UP_MS)
+        )
+        .limit(limit)
+    )
+    return [contact.id for contact in stale]
 
 
 def apply_profile(contact_id: str, profile: dict[str, Any] | None) -> None:

@@ -3,8 +3,9 @@
 A write path calls one of :func:`message_created`, :func:`message_updated`, :func:`conversation_updated` or
 :func:`channel_updated` inside its transaction, after its own writes. The call inserts an :class:`OutboxEvent`
 whose payload is the API representation at that moment, so an event exists exactly when its change committed:
-a rollback takes the event with it. After the commit, a drain is enqueued (peewee's ``after_commit``); the
-drain actor also runs every second, so an event whose enqueue was lost still leaves within about a second.
+a rollback takes the event with it. After the commit, the triggers registered with :func:`when_written` run
+(peewee's ``after_commit``): the workers register one that enqueues a drain. The drain also runs every second,
+so an event whose enqueue was lost still leaves within about a second.
 
 When nobody subscribed to an event type, nothing is written. Which types have subscribers is cached per
 process for :data:`SUBSCRIPTIONS_CACHE_MS`; ``/webhooks.subscribe`` waits that long before it answers, so
@@ -21,9 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import peewee
-
-from airy_actors.db import database
+from airy_actors.db import database, is_postgres
 from airy_actors.models import Channel, Contact, Conversation, Message
 from airy_actors.models.integrations import EVENT_TYPES, OutboxEvent, WebhookSubscription
 from airy_actors.representations import channel_json, conversation_json, message_json
@@ -36,6 +35,7 @@ SUBSCRIPTIONS_CACHE_MS = 500
 _lock = threading.Lock()
 _cached: tuple[float, frozenset[str]] | None = None  # (monotonic expiry, subscribed event types)
 _generation = 0
+_triggers: list[Callable[[], None]] = []
 
 
 def message_created(message: Message) -> None:
@@ -62,17 +62,21 @@ def channel_updated(channel: Channel) -> None:
     _write("channel.updated", channel.id, lambda: channel_json(channel))
 
 
+def when_written(trigger: Callable[[], None]) -> None:
+    """Registers ``trigger``, called after each commit that wrote outbox events (once per transaction)."""
+    _triggers.append(trigger)
+
+
 def kick() -> None:
-    """Asks for a drain of the outbox now. Never raises: the periodic drain is the safety net.
+    """Runs the registered triggers: asks for a drain now. Never raises: the periodic drain is the safety net.
 
     Write paths need not call it: every transaction that wrote an outbox row calls it after its commit.
     """
-    from airy_actors.actors.webhooks import drain_outbox
-
-    try:
-        drain_outbox.send()
-    except Exception as exc:  # the change is committed; failing its caller now would only mislead it
-        logger.warning("could not enqueue the outbox drain", extra={"error": type(exc).__name__})
+    for trigger in _triggers:
+        try:
+            trigger()
+        except Exception as exc:  # the change is committed; failing its caller now would only mislead it
+            logger.warning("could not ask for an outbox drain", extra={"error": type(exc).__name__})
 
 
 def subscribed_event_types() -> frozenset[str]:
@@ -128,7 +132,7 @@ def _message_payload(message: Message) -> dict[str, Any]:
 
 def _conversation_payload(conversation_id: str) -> dict[str, Any]:
     query = Conversation.select().where(Conversation.id == conversation_id)
-    if isinstance(database.obj, peewee.PostgresqlDatabase):
+    if is_postgres():
         query = query.for_update()
     conversation = query.get()
     channel = Channel.get_by_id(conversation.channel_id)

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import os
-import signal
-import sys
 
 import peewee
 
@@ -49,25 +45,3 @@ def prepare_process(*, log: bool = True, max_connections: int = 32) -> Settings:
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def stop_with_parent(parent_pid: int) -> None:
-    """Has Linux send this process SIGTERM when its parent dies, even of SIGKILL, which it cannot pass on.
-
-    For the processes that a supervisor starts (``airy-actors web --workers N``): without it, a supervisor
-    killed alone leaves them serving the port, orphaned. Elsewhere than on Linux it does nothing.
-
-    Parameters:
-      parent_pid: the supervisor's pid; if it has died already, this process stops at once.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-        logger.warning("could not ask to stop with the parent process", extra={"errno": ctypes.get_errno()})
-        return
-    if os.getppid() != parent_pid:  # it died before the request: nobody will send the signal
-        os.kill(os.getpid(), signal.SIGTERM)

@@ -464,7 +464,7 @@ def deliver(
 
     Parameters:
       release_connection: hand the thread's pooled connection back while waiting for a throttling slot and for
-        Facebook's answer; the next query takes one again. For an actor run (airy_actors.db_middleware closes
+        Facebook's answer; the next query takes one again. For an actor run (workers.database_connections closes
         whatever it holds at the end), never inside ``connection_context()``, which must close its own.
 
     Returns:

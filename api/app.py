@@ -13,15 +13,17 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from airy_actors.config import Settings, get_settings
-from api import send_writer, webhook_writer
+from airy_actors.processes import stop_with_parent
+from airy_actors.runtime import prepare_process
+from api import facebook_writer, send_writer
 from api.auth import SystemTokenAuth
 from api.errors import EXCEPTION_HANDLERS
-from api.routes import channels, conversations, health, sending, webhook, webhooks
+from api.routes import channels, conversations, facebook_webhook, health, integrations, sending
 
 
 def routes() -> list[Route]:
     return [
-        Route("/facebook", webhook.verify, methods=["GET"]),
+        Route("/facebook", facebook_webhook.verify, methods=["GET"]),
         Route("/health", health.health, methods=["GET"]),
         Route("/conversations.list", conversations.conversations_list, methods=["POST"]),
         Route("/conversations.info", conversations.conversations_info, methods=["POST"]),
@@ -30,7 +32,7 @@ def routes() -> list[Route]:
         Route("/messages.info", conversations.messages_info, methods=["POST"]),
         *channels.ROUTES,
         *sending.ROUTES,
-        *webhooks.ROUTES,
+        *integrations.ROUTES,
     ]
 
 
@@ -45,7 +47,7 @@ class Api(Starlette):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == "/facebook" and scope["method"] == "POST":
             scope["app"] = self
-            await webhook.receive(scope, receive, send)
+            await facebook_webhook.receive(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
 
@@ -60,7 +62,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     Otherwise those answered in the last few milliseconds would wait for the sweeper (30 s and more).
     """
     yield
-    for writer in (webhook_writer.writer, send_writer.writer):
+    for writer in (facebook_writer.writer, send_writer.writer):
         await asyncio.to_thread(writer.close, WRITERS_CLOSE_TIMEOUT_S)
 
 
@@ -87,8 +89,6 @@ def app_from_environment() -> Api:
     as ``airy-actors web`` does before it serves. Its pool is half a lone web's: two of them together hold no
     more of PostgreSQL's connections (100 by default, shared with the workers) than one did.
     """
-    from airy_actors.runtime import prepare_process, stop_with_parent
-
     supervisor = multiprocessing.parent_process()
     if supervisor is not None and supervisor.pid is not None:
         stop_with_parent(supervisor.pid)

@@ -13,11 +13,11 @@ import logging
 import redis
 from dramatiq.errors import BrokerError
 
-from airy_actors.actors.sending import deliver_messages
 from airy_actors.db import database
 from airy_actors.models import Message
 from airy_actors.sending import MAX_BATCH, SendRequest, accept_sends
 from api.batch_writer import BatchWriter
+from workers.sending import deliver_messages
 
 logger = logging.getLogger(__name__)
 

@@ -656,10 +656,10 @@ def bare_app():  # type: ignore[no-untyped-def]
 
 
 def serve_bare_endpoint(port: int, workers: int) -> None:
-    """Serves :func:`bare_app` with the options of airy_actors.cli._uvicorn, so that only the endpoint differs."""
+    """Serves :func:`bare_app` with the options of cli.commands._uvicorn, so that only the endpoint differs."""
     import uvicorn
 
-    from airy_actors.cli import uvicorn_options
+    from cli.commands import uvicorn_options
 
     if workers > 1:
         app_dir = str(Path(__file__).resolve().parent)

@@ -183,9 +183,9 @@ def count_stored_and_enqueued(bench: Bench) -> tuple[int, int]:
     named: list[int] = []
     for raw in redis.Redis.from_url(bench.redis_url).hvals(f"{bench.namespace}:ingestion.msgs"):
         message = json.loads(raw)
-        if message["actor_name"] == "ingest_webhook_events":
+        if message["actor_name"] == "ingest_webhook_requests":
             named.extend(message["args"][0])
-        elif message["actor_name"] == "ingest_webhook_event":
+        elif message["actor_name"] == "ingest_webhook_request":
             named.append(message["args"][0])
     enqueued = len(named) if len(named) == len(set(named)) and set(named) == stored else -1
     return len(stored), enqueued

@@ -1,15 +1,6 @@
-"""The Dramatiq worker entry point: ``dramatiq workers`` imports this package.
+"""Every Dramatiq actor of the product, the broker they are bound to, and what runs beside them.
 
-It sets up logging and the database for the process, then declares every actor on the broker.
+``workers.broker`` builds the broker before any actor module is imported; ``workers.actors`` declares every
+actor; ``workers.boot`` is what ``dramatiq`` imports in each worker process. The web imports the actor modules
+it sends to; the domain (``airy_actors``) never imports this package.
 """
-
-from airy_actors.runtime import prepare_process
-
-# A thread takes a connection at its actor's first query and hands it back after the message, and a send hands
-# its own back while it waits for Facebook: a pool smaller than the threads serves them, and each worker process
-# keeps to a small share of PostgreSQL's connections, which the web and every other process share.
-DATABASE_CONNECTIONS = 16
-
-prepare_process(max_connections=DATABASE_CONNECTIONS)
-
-from airy_actors import actors  # noqa: E402,F401

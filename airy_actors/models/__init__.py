@@ -1,13 +1,11 @@
-"""The product's models. A new model module is imported here and its models added to MODELS."""
+"""The product's models. A new model module is imported here, and its models added to ``schema.MODELS``."""
 
-from airy_actors.models import integrations
 from airy_actors.models.base import BaseModel, JSONField, new_id, stable_id
 from airy_actors.models.channels import Channel
 from airy_actors.models.conversations import Contact, Conversation
 from airy_actors.models.messages import DELIVERY_STATES, Message
-from airy_actors.models.work import Job, WebhookEvent
-
-MODELS: list[type[BaseModel]] = [Channel, Contact, Conversation, Message, WebhookEvent, Job, *integrations.MODELS]
+from airy_actors.models.schema import MODELS, create_schema
+from airy_actors.models.work import Job, WebhookRequest
 
 __all__ = [
     "MODELS",
@@ -19,7 +17,8 @@ __all__ = [
     "JSONField",
     "Job",
     "Message",
-    "WebhookEvent",
+    "WebhookRequest",
+    "create_schema",
     "new_id",
     "stable_id",
 ]

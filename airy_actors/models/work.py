@@ -8,7 +8,7 @@ from airy_actors.models.base import BaseModel, JSONField, new_id
 from airy_actors.timestamps import now_ms
 
 
-class WebhookEvent(BaseModel):
+class WebhookRequest(BaseModel):
     """One POST that Facebook made to our webhook, stored before it was answered."""
 
     id = peewee.BigAutoField()
@@ -23,6 +23,8 @@ class WebhookEvent(BaseModel):
     next_attempt_at = peewee.BigIntegerField(default=now_ms)
 
     class Meta:
+        # The table keeps its first name, so that a database of an earlier version keeps its pending requests.
+        table_name = "webhook_event"
         indexes = ((("processed_at", "next_attempt_at"), False),)
 
 

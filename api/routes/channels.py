@@ -16,11 +16,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from airy_actors import channels, jobs
-from airy_actors.actors.channels import connect_page, disconnect_page, explore_pages
 from airy_actors.config import Settings
+from api import jobs as job_waits
 from api.bodies import Body
 from api.database import in_database
-from api.routes.webhook import require_facebook
+from api.routes.facebook_webhook import require_facebook
+from workers.channels import connect_page, disconnect_page, explore_pages
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ async def facebook_connect(request: Request) -> JSONResponse:
         "image_url": body.optional_string("image_url", max_length=MAX_URL_LENGTH),
     }
     secrets = {"page_token": body.string("page_token", max_length=MAX_TOKEN_LENGTH)}
-    answer = await jobs.submit_and_wait(
+    answer = await job_waits.submit_and_wait(
         "facebook.connect", connect_page, arguments, secrets=secrets, timeout_ms=settings.sync_timeout_ms
     )
     return _respond(answer)
@@ -58,7 +59,7 @@ async def facebook_explore(request: Request) -> JSONResponse:
     require_facebook(settings)
     body = await Body.of(request)
     secrets = {"auth_token": body.string("auth_token", max_length=MAX_TOKEN_LENGTH)}
-    answer = await jobs.submit_and_wait(
+    answer = await job_waits.submit_and_wait(
         "facebook.explore", explore_pages, {}, secrets=secrets, timeout_ms=settings.sync_timeout_ms
     )
     return _respond(answer)

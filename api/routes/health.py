@@ -8,8 +8,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from airy_actors.broker import broker
 from airy_actors.db import database
+from workers.broker import broker
 
 logger = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from airy_actors.actors import ingestion as ingestion_actors
+
 from airy_actors.ingestion import store_webhook_requests
-from airy_actors.models import Channel, Message, WebhookEvent
+from airy_actors.models import Channel, Message, WebhookRequest
 from tests.support import entry, text_message, webhook_body
 
 PAGE = "1001"
@@ -23,7 +23,7 @@ def channel(any_db, broker) -> Channel:
 def poisoned_request() -> int:
     """A stored request that fails every time it is applied (a deferred event of a kind no code knows)."""
     body = json.dumps({"object": "airy.deferred", "events": [{"type": "NoSuchEvent"}]})
-    return WebhookEvent.create(body=body, digest="poison", generation=1).id
+    return WebhookRequest.create(body=body, digest="poison", generation=1).id
 
 
 def test_a_poisoned_request_is_retried_alone_and_the_rest_of_its_batch_is_stored(channel, monkeypatch):
@@ -32,13 +32,13 @@ def test_a_poisoned_request_is_retried_alone_and_the_rest_of_its_batch_is_stored
     first, third = (row_id for row_id, _ in store_webhook_requests(bodies))
     second = poisoned_request()
     retried_alone: list[int] = []
-    monkeypatch.setattr(ingestion_actors.ingest_webhook_event, "send", retried_alone.append)
+    monkeypatch.setattr(ingestion_actors.ingest_webhook_request, "send", retried_alone.append)
 
     # When the batch actor runs
-    ingestion_actors.ingest_webhook_events([first, second, third])
+    ingestion_actors.ingest_webhook_requests([first, second, third])
 
     # Then the two good requests are stored and processed, and the poisoned one is handed to its own actor
     assert sorted(m.source_message_id for m in Message.select()) == ["m_0", "m_1"]
-    unprocessed = WebhookEvent.select(WebhookEvent.id).where(WebhookEvent.processed_at.is_null())
+    unprocessed = WebhookRequest.select(WebhookRequest.id).where(WebhookRequest.processed_at.is_null())
     assert [row.id for row in unprocessed] == [second]
     assert retried_alone == [second]

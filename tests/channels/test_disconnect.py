@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from airy_actors.actors.channels import sweep_disconnects
 from airy_actors.channels import begin_disconnect
-from airy_actors.models import Channel, Message, WebhookEvent
+from airy_actors.models import Channel, Message, WebhookRequest
 from tests.channels.pages import PAGE_ID, PAGE_TOKEN
 from tests.fake_graph import TRANSIENT
 from tests.support import entry, sign, text_message, wait_until, webhook_body
+from workers.channels import sweep_disconnects
 
 
 def token_deleted(channel_id: str) -> bool:
@@ -74,7 +74,7 @@ def test_events_of_a_disconnected_page_produce_no_messages(api, worker, page, co
     assert api.post("/facebook", content=body, headers=sign(body)).status_code == 200
 
     wait_until(
-        lambda: WebhookEvent.select().where(WebhookEvent.processed_at.is_null(False)).count() == 1,
+        lambda: WebhookRequest.select().where(WebhookRequest.processed_at.is_null(False)).count() == 1,
         message="the event was not processed",
     )
     assert Message.select().count() == 0

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from airy_actors.actors.channels import check_channel_health, check_channels_health
 from airy_actors.models import Channel
 from tests.channels.pages import PAGE_ID, PAGE_TOKEN
 from tests.fake_graph import PERMISSION_DENIED, TRANSIENT
 from tests.support import wait_until
+from workers.channels import check_channel_health, check_channels_health
 
 
 def health(api, channel_id: str) -> tuple[bool, bool]:

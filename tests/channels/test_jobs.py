@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from airy_actors import jobs
-from airy_actors.actors.channels import connect_page, explore_pages, sweep_jobs
 from airy_actors.models import Channel, Job
 from airy_actors.timestamps import now_ms
+from api import jobs as job_waits
 from tests.channels.pages import PAGE_ID, PAGE_TOKEN
 from tests.support import wait_until
+from workers.channels import connect_page, explore_pages, sweep_jobs
 
 
 def status(job_id: str) -> str:
@@ -108,7 +109,7 @@ def test_a_waiter_that_cannot_reach_redis_polls_the_database(db):
     try:
         timer = threading.Timer(0.2, finish_later)
         timer.start()
-        job = asyncio.run(jobs.wait_for_job(job_id, timeout_ms=10_000))
+        job = asyncio.run(job_waits.wait_for_job(job_id, timeout_ms=10_000))
         timer.join(timeout=5)
     finally:
         use_settings(settings)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from airy_actors.actors.channels import check_channel_health
 from airy_actors.logs import QUIET_LOGGERS, JsonFormatter
 from tests.channels.pages import PAGE_ID, PAGE_TOKEN
 from tests.fake_graph import TRANSIENT
 from tests.support import wait_until
+from workers.channels import check_channel_health
 
 USER_TOKEN = "EAAUserToken-never-logged"
 OTHER_PAGE_TOKENS = [f"EAAPageToken-{number}-never-logged" for number in range(30)]

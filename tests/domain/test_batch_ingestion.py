@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from airy_actors import ingestion, integrations
-from airy_actors.ingestion import ingest_webhook_events, store_webhook_request, store_webhook_requests
-from airy_actors.models import Channel, Contact, Conversation, Message, WebhookEvent, stable_id
+from airy_actors.ingestion import ingest_webhook_requests, store_webhook_request, store_webhook_requests
+from airy_actors.models import Channel, Contact, Conversation, Message, WebhookRequest, stable_id
 from airy_actors.models.integrations import OutboxEvent
 from tests.support import APP_ID, echo, entry, postback, reaction, text_message, webhook_body
 
@@ -27,7 +27,7 @@ def request(*events: dict) -> bytes:
 
 def ingest_together(*bodies: bytes) -> list[ingestion.IngestionResult]:
     ids = [row_id for row_id, _ in store_webhook_requests(list(bodies))]
-    return ingest_webhook_events(ids, app_id=APP_ID)
+    return ingest_webhook_requests(ids, app_id=APP_ID)
 
 
 def conversation_of(psid: str) -> Conversation:
@@ -55,9 +55,9 @@ def test_duplicates_within_and_across_requests_make_one_message_each(channel):
 
 def test_the_same_request_twice_in_a_batch_or_again_later_changes_nothing(channel):
     row_id, _ = store_webhook_request(request(text_message(PAGE, ALICE, "m_1", "a")))
-    first, again = ingest_webhook_events([row_id, row_id], app_id=APP_ID)
+    first, again = ingest_webhook_requests([row_id, row_id], app_id=APP_ID)
     assert (first.messages_created, again.messages_created) == (1, 1)  # one request, one result, reported twice
-    [later] = ingest_webhook_events([row_id], app_id=APP_ID)
+    [later] = ingest_webhook_requests([row_id], app_id=APP_ID)
     assert later.already_processed
     assert mids() == ["m_1"] and conversation_of(ALICE).unread_message_count == 1
 
@@ -131,7 +131,7 @@ def test_other_events_see_the_contact_messages_received_before_them(channel):
     conversation = conversation_of(ALICE)
     assert conversation.unread_message_count == 2  # the echo is the page's own
     assert conversation.last_message_id == stable_id("message", channel.id, "m_inbox")
-    assert WebhookEvent.select().where(WebhookEvent.processed_at.is_null(False)).count() == 2
+    assert WebhookRequest.select().where(WebhookRequest.processed_at.is_null(False)).count() == 2
 
 
 def test_without_returning_every_event_is_applied_one_by_one_with_the_same_outcome(channel, monkeypatch):

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from airy_actors.ingestion import ingest_webhook_event, stale_webhook_events, store_webhook_request
-from airy_actors.models import Channel, Contact, Conversation, Message, WebhookEvent
+from airy_actors.ingestion import ingest_webhook_request, stale_webhook_requests, store_webhook_request
+from airy_actors.models import Channel, Contact, Conversation, Message, WebhookRequest
 from tests.support import (
     APP_ID,
     echo,
@@ -31,7 +31,7 @@ def channel(any_db) -> Channel:
 
 def ingest(*entries: dict) -> None:
     event_id, _ = store_webhook_request(webhook_body(*entries))
-    ingest_webhook_event(event_id, app_id=APP_ID)
+    ingest_webhook_request(event_id, app_id=APP_ID)
 
 
 def messages() -> list[Message]:
@@ -61,7 +61,7 @@ def test_a_text_cut_inside_an_emoji_is_stored_with_a_replacement_character(chann
     assert b"\\ud83d" in body  # JSON as Facebook writes it: non-ASCII escaped
     # When it is ingested, Then both are messages; the lone half is U+FFFD, the whole emoji is kept
     event_id, _ = store_webhook_request(body)
-    ingest_webhook_event(event_id, app_id=APP_ID)
+    ingest_webhook_request(event_id, app_id=APP_ID)
     assert [message.content["message"]["text"] for message in messages()] == ["see you \ufffd", "see you \U0001f600"]
 
 
@@ -101,7 +101,7 @@ def test_events_for_a_page_that_is_not_connected_are_kept_but_produce_nothing(ch
     channel.save()
     ingest(entry(PAGE, text_message(PAGE, PSID, "m_1", "hello")), entry("9999", text_message("9999", PSID, "m_2", "x")))
     assert Message.select().count() == 0
-    assert WebhookEvent.select().where(WebhookEvent.processed_at.is_null(False)).count() == 1
+    assert WebhookRequest.select().where(WebhookRequest.processed_at.is_null(False)).count() == 1
 
 
 def test_echo_of_our_own_send_matches_the_sent_message(channel):
@@ -126,7 +126,7 @@ def test_echo_of_our_own_send_matches_the_sent_message(channel):
 def test_echo_of_our_send_before_its_mid_is_known_is_deferred_not_duplicated(channel):
     ingest(entry(PAGE, echo(PAGE, PSID, "m_out", "hi back")))
     assert Message.select().count() == 0
-    deferred = WebhookEvent.get(WebhookEvent.generation == 1)
+    deferred = WebhookRequest.get(WebhookRequest.generation == 1)
     assert deferred.processed_at is None and json.loads(deferred.body)["object"] == "airy.deferred"
 
 
@@ -161,8 +161,8 @@ def test_reaction_sets_and_unreaction_removes_the_metadata(channel):
 def test_reaction_before_its_message_is_applied_once_the_message_arrives(channel):
     ingest(entry(PAGE, reaction(PAGE, PSID, "m_1", "react")))
     ingest(entry(PAGE, text_message(PAGE, PSID, "m_1", "hello")))
-    deferred = WebhookEvent.get(WebhookEvent.generation == 1)
-    ingest_webhook_event(deferred.id, app_id=APP_ID)
+    deferred = WebhookRequest.get(WebhookRequest.generation == 1)
+    ingest_webhook_request(deferred.id, app_id=APP_ID)
     assert Message.get().metadata["reaction"]["emoji"] == "\u2764\ufe0f"
 
 
@@ -217,14 +217,14 @@ def test_a_batch_of_entries_and_events_is_applied_in_one_go(channel):
 
 def test_a_processed_request_is_not_applied_again(channel):
     event_id, _ = store_webhook_request(webhook_body(entry(PAGE, text_message(PAGE, PSID, "m_1", "hello"))))
-    ingest_webhook_event(event_id, app_id=APP_ID)
-    result = ingest_webhook_event(event_id, app_id=APP_ID)
+    ingest_webhook_request(event_id, app_id=APP_ID)
+    result = ingest_webhook_request(event_id, app_id=APP_ID)
     assert result.already_processed and Conversation.get().unread_message_count == 1
 
 
 def test_unprocessed_requests_past_their_turn_are_found_by_the_sweeper(channel):
     event_id, _ = store_webhook_request(webhook_body(entry(PAGE, text_message(PAGE, PSID, "m_1", "hello"))))
-    assert stale_webhook_events() == []
-    WebhookEvent.update(next_attempt_at=0).execute()
-    assert stale_webhook_events() == [event_id]
-    assert stale_webhook_events() == []  # handed out once, then left alone for a while
+    assert stale_webhook_requests() == []
+    WebhookRequest.update(next_attempt_at=0).execute()
+    assert stale_webhook_requests() == [event_id]
+    assert stale_webhook_requests() == []  # handed out once, then left alone for a while

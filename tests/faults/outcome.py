@@ -6,7 +6,7 @@ from collections import Counter
 
 import peewee
 
-from airy_actors.models import Contact, Conversation, Message, WebhookEvent
+from airy_actors.models import Contact, Conversation, Message, WebhookRequest
 from tests.support import wait_until
 
 
@@ -51,7 +51,7 @@ def assert_each_event_is_one_message(mids: list[str]) -> None:
 
 def assert_requests_stored_once_and_processed(bodies: list[bytes]) -> None:
     """Each request is stored once, as sent, and processed; no other request is stored."""
-    rows = list(WebhookEvent.select(WebhookEvent.body, WebhookEvent.processed_at))
+    rows = list(WebhookRequest.select(WebhookRequest.body, WebhookRequest.processed_at))
     stored = Counter(row.body.encode() for row in rows)
     assert stored == Counter(set(bodies))
     assert [row for row in rows if row.processed_at is None] == []

@@ -19,58 +19,13 @@ from pathlib import Path
 
 import httpx
 
+from airy_actors.processes import descendants, is_alive, signal_tree
 from tests.support import wait_until
 
 # `airy-actors` as the console script runs it, from this checkout's code.
-AIRY = [sys.executable, "-m", "airy_actors.cli"]
+AIRY = [sys.executable, "-m", "cli.commands"]
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
-
-
-def descendants(root: int) -> list[int]:
-    """``root`` and every process below it, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    found, pending = [], [root]
-    while pending:
-        pid = pending.pop()
-        if _alive(pid):
-            found.append(pid)
-        pending.extend(children.get(pid, []))
-    return found
-
-
-def signal_groups(root: int, sig: int) -> list[int]:
-    """Sends ``sig`` to every process group of ``root``'s tree at once, ``root``'s own session included.
-
-    ``airy-actors worker`` runs Dramatiq in a group of its own, so signalling one group misses processes.
-
-    Returns:
-      The tree's pids as they were found.
-    """
-    members = descendants(root)
-    groups = {root}  # the session's own group, even when the root is gone
-    for pid in members:
-        with contextlib.suppress(ProcessLookupError):
-            groups.add(os.getpgid(pid))
-    for group in groups:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, sig)
-    return members
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie, dead but not reaped, does not)."""
-    try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def free_port() -> int:
@@ -124,7 +79,7 @@ class AiryProcess:
 
     def crash(self) -> None:
         """SIGKILLs every process group of the tree at once, and reaps the root."""
-        signal_groups(self.pid, signal.SIGKILL)
+        signal_tree(self.pid, signal.SIGKILL)
         if self.process is not None:
             self.process.wait(timeout=STOP_TIMEOUT_S)
 
@@ -140,10 +95,10 @@ class AiryProcess:
         except subprocess.TimeoutExpired:
             self.crash()
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        while any(_alive(pid) for pid in members) and time.monotonic() < deadline:
+        while any(is_alive(pid) for pid in members) and time.monotonic() < deadline:
             time.sleep(0.1)
         for pid in members:  # what outlived the graceful stop is not this test's subject
-            if _alive(pid):
+            if is_alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 

@@ -9,7 +9,7 @@ import pytest
 
 from airy_actors import ingestion
 from airy_actors.ingestion import store_webhook_requests
-from airy_actors.models import WebhookEvent
+from airy_actors.models import WebhookRequest
 from tests.faults.outcome import (
     assert_each_event_is_one_message,
     assert_requests_stored_once_and_processed,
@@ -31,7 +31,7 @@ def test_a_batch_with_a_repeated_request_stores_it_once(any_db, returning, monke
     # Then it is stored once, and only its first occurrence is new
     assert [new for _, new in stored] == [True, True, False]
     assert stored[0][0] == stored[2][0] != stored[1][0]
-    assert WebhookEvent.select().count() == 2
+    assert WebhookRequest.select().count() == 2
     # And a later batch finds both, new to nobody
     assert store_webhook_requests([second, first]) == [(stored[1][0], False), (stored[0][0], False)]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from airy_actors import integrations
-from airy_actors.models import Contact, Message, WebhookEvent
+from airy_actors.models import Contact, Message, WebhookRequest
 from airy_actors.models.integrations import WebhookDelivery
 from airy_actors.timestamps import now_ms
 from tests.integrations.calls import PAGE, from_facebook, subscribe
@@ -17,7 +17,7 @@ OTHER_PSID = "2002"
 
 def processed(count: int) -> bool:
     """Whether ``count`` webhook requests have been ingested (their changes, and events, committed)."""
-    return WebhookEvent.select().where(WebhookEvent.processed_at.is_null(False)).count() >= count
+    return WebhookRequest.select().where(WebhookRequest.processed_at.is_null(False)).count() >= count
 
 
 def test_a_message_from_facebook_reaches_the_subscriber_signed(api, worker, channel, receiver):

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from airy_actors import sending, throttling
-from airy_actors.actors.sending import get_throttle
 from airy_actors.conversations import ensure_conversation
 from airy_actors.errors import BadRequest, NotFound
 from airy_actors.graph import ErrorKind, GraphError, get_graph_client
@@ -21,6 +20,7 @@ from airy_actors.timestamps import now_ms
 from tests.fake_graph import FakeGraph
 from tests.sending.conftest import HOUR_MS, PAGE_ID
 from tests.sending.sends import send, wait_for_state
+from workers.sending import get_throttle
 
 
 def run_batch(ids: list[str], graph: Any = None) -> list[tuple[list[str], int]]:

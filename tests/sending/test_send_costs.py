@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from airy_actors import integrations, outbox, sending, throttling
-from airy_actors.actors.sending import get_throttle
 from airy_actors.db import database
 from airy_actors.graph import get_graph_client
 from airy_actors.models import Conversation, Message
@@ -23,6 +22,7 @@ from tests.fake_graph import FakeGraph
 from tests.pool import taken_elsewhere
 from tests.sending.conftest import PAGE_ID
 from tests.support import wait_until
+from workers.sending import get_throttle
 
 
 @pytest.fixture(params=[False, True], ids=["nobody-listens", "an-integrator-listens"])

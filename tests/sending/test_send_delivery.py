@@ -8,8 +8,7 @@ import pytest
 import redis
 
 from airy_actors import sending
-from airy_actors.actors.sending import deliver_message, deliver_messages, sweep_sends
-from airy_actors.models import Message, WebhookEvent
+from airy_actors.models import Message, WebhookRequest
 from tests.fake_graph import (
     INVALID_PARAMETER,
     OUTSIDE_WINDOW,
@@ -22,6 +21,7 @@ from tests.fake_graph import (
 from tests.sending.conftest import PAGE_ID, PAGE_TOKEN
 from tests.sending.sends import info, send, wait_for_state
 from tests.support import APP_SECRET, wait_until
+from workers.sending import deliver_message, deliver_messages, sweep_sends
 
 TEXT = {"text": "Your order has shipped"}
 
@@ -74,8 +74,8 @@ def test_our_echo_never_becomes_a_second_message(api, worker, conversation, fake
     assert [echo.status for echo in fake_graph.echoes] == [200, 200]
     wait_until(
         lambda: (
-            WebhookEvent.select().where(WebhookEvent.processed_at.is_null()).count() == 0
-            and WebhookEvent.select().count() >= 2
+            WebhookRequest.select().where(WebhookRequest.processed_at.is_null()).count() == 0
+            and WebhookRequest.select().count() >= 2
         ),
         message="echoes not ingested",
     )

@@ -6,16 +6,16 @@ from __future__ import annotations
 import pytest
 
 from airy_actors import sending
-from airy_actors.actors.sending import get_throttle
 from airy_actors.conversations import ensure_conversation
 from airy_actors.graph import ErrorKind, GraphError, get_graph_client
-from airy_actors.ingestion import ingest_webhook_event, store_webhook_request
+from airy_actors.ingestion import ingest_webhook_request, store_webhook_request
 from airy_actors.models import Channel, Conversation, Message
 from airy_actors.sending import SendRequest, accept_send, deliver, stale_sends
 from airy_actors.timestamps import now_ms
 from tests.fake_graph import FakeGraph
 from tests.sending.conftest import PAGE_ID
 from tests.support import APP_ID, echo, entry, webhook_body
+from workers.sending import get_throttle
 
 PSID = "2001"
 
@@ -46,7 +46,7 @@ def our_echo(message: Message, mid: str) -> None:
     event = echo(PAGE_ID, PSID, mid, "hi", app_id=APP_ID)
     event["message"]["metadata"] = f"airy:{message.id}"
     row_id, _ = store_webhook_request(webhook_body(entry(PAGE_ID, event)))
-    ingest_webhook_event(row_id, app_id=APP_ID)
+    ingest_webhook_request(row_id, app_id=APP_ID)
 
 
 def test_the_send_body_carries_our_marker_only_when_the_caller_set_no_metadata(pending):
@@ -115,7 +115,7 @@ def test_an_echo_that_overtakes_the_answer_is_the_same_message(pending, fake_gra
 def test_an_echo_without_our_marker_is_not_taken_for_a_pending_message(pending):
     event = echo(PAGE_ID, PSID, "m_other", "hi", app_id=APP_ID)
     row_id, _ = store_webhook_request(webhook_body(entry(PAGE_ID, event)))
-    ingest_webhook_event(row_id, app_id=APP_ID)
+    ingest_webhook_request(row_id, app_id=APP_ID)
     assert reload(pending).delivery_state == "pending"
     assert reload(pending).source_message_id is None
 

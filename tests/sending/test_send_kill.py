@@ -65,7 +65,7 @@ def start_worker(tmp_path: Path) -> Iterator:
     def start() -> subprocess.Popen[bytes]:
         with open(tmp_path / f"worker-{len(started)}.log", "wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "airy_actors.cli", "worker", "--processes", "1", "--threads", "4"],
+                [sys.executable, "-m", "cli.commands", "worker", "--processes", "1", "--threads", "4"],
                 env=os.environ.copy(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,

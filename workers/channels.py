@@ -13,11 +13,13 @@ import dramatiq
 from dramatiq.errors import ActorNotFound
 
 from airy_actors import channels, explore, jobs
-from airy_actors.actors.sweeper import register_sweep
-from airy_actors.broker import broker
 from airy_actors.config import get_settings
 from airy_actors.graph import GraphError, get_graph_client
-from airy_actors.scheduler import periodic
+from workers.attempts import is_last_attempt
+from workers.broker import broker
+from workers.jobs import run_job
+from workers.scheduler import periodic
+from workers.sweeper import register_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +33,7 @@ JOB_RETRIES: dict[str, Any] = {"max_retries": 2, "min_backoff": 500, "max_backof
 @dramatiq.actor(queue_name="channels", time_limit=60_000, **JOB_RETRIES)
 def connect_page(job_id: str) -> None:
     """Runs a ``facebook.connect`` job."""
-    jobs.run_job(job_id, lambda arguments: channels.connect_page(get_graph_client(), **arguments))
+    run_job(job_id, lambda arguments: channels.connect_page(get_graph_client(), **arguments))
 
 
 @dramatiq.actor(queue_name="channels", time_limit=10 * 60_000, **JOB_RETRIES)
@@ -51,7 +53,7 @@ def explore_pages(job_id: str) -> None:
         if state.expect(total):
             _join(state, job_id)
 
-    jobs.run_job(job_id, work)
+    run_job(job_id, work)
 
 
 @dramatiq.actor(queue_name="explore", priority=EXPLORE_MEMBER_PRIORITY, time_limit=60_000, **JOB_RETRIES)
@@ -61,7 +63,7 @@ def explore_page(job_id: str, page_id: str, name: str, position: int, check_subs
     task = explore.PageTask(page_id, name, position, check_subscription)
     try:
         complete = explore.explore_page(
-            get_graph_client(), state, task, app_id=get_settings().facebook_app_id, last_attempt=jobs.is_last_attempt()
+            get_graph_client(), state, task, app_id=get_settings().facebook_app_id, last_attempt=is_last_attempt()
         )
     except GraphError as error:
         raise dramatiq.Retry(error.message, delay=error.retry_after_ms) from None
@@ -79,7 +81,7 @@ def _join(state: explore.ExploreState, job_id: str) -> None:
 def disconnect_page(channel_id: str) -> None:
     """Unsubscribes our app from a disconnected page at Facebook, then deletes the page's token."""
     try:
-        channels.finish_disconnect(get_graph_client(), channel_id, last_attempt=jobs.is_last_attempt())
+        channels.finish_disconnect(get_graph_client(), channel_id, last_attempt=is_last_attempt())
     except GraphError as error:
         raise dramatiq.Retry(error.message, delay=error.retry_after_ms) from None
 
@@ -100,7 +102,7 @@ def check_channel_health(channel_id: str) -> None:
     try:
         channels.check_health(get_graph_client(), channel_id, app_id=get_settings().facebook_app_id)
     except GraphError as error:
-        if not jobs.is_last_attempt():
+        if not is_last_attempt():
             raise dramatiq.Retry(error.message, delay=error.retry_after_ms) from None
         logger.warning("channel health unknown: Facebook unavailable", extra={"channel_id": channel_id})
 

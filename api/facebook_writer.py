@@ -21,10 +21,10 @@ import peewee
 import redis
 from dramatiq.errors import BrokerError
 
-from airy_actors.actors.ingestion import ingest_webhook_events
 from airy_actors.db import database
 from airy_actors.ingestion import store_webhook_requests
 from api.batch_writer import BatchWriter
+from workers.ingestion import ingest_webhook_requests
 
 logger = logging.getLogger(__name__)
 
@@ -107,12 +107,12 @@ def _store(bodies: list[bytes]) -> list[Stored]:
     return store_webhook_requests(bodies)
 
 
-def _enqueue(webhook_event_ids: list[int]) -> None:
+def _enqueue(webhook_request_ids: list[int]) -> None:
     try:
-        ingest_webhook_events.send(webhook_event_ids)
+        ingest_webhook_requests.send(webhook_request_ids)
     except (BrokerError, redis.RedisError):
         # Stored is enough: Facebook must not retry what we keep; the sweeper enqueues them.
-        logger.warning("could not enqueue stored webhook requests", extra={"webhook_event_ids": webhook_event_ids})
+        logger.warning("could not enqueue stored webhook requests", extra={"webhook_request_ids": webhook_request_ids})
 
 
 writer = WebhookWriter()

@@ -8,9 +8,9 @@ import time
 
 import dramatiq
 
-from airy_actors.models import WebhookEvent
-from api import webhook_writer
-from api.webhook_writer import REQUESTS_PER_MESSAGE, WebhookWriter
+from airy_actors.models import WebhookRequest
+from api import facebook_writer
+from api.facebook_writer import REQUESTS_PER_MESSAGE, WebhookWriter
 from tests.support import entry, sign, text_message, wait_until, webhook_body
 
 PAGE = "1001"
@@ -21,10 +21,10 @@ def bodies(count: int) -> list[bytes]:
 
 
 def ingestion_messages(broker: dramatiq.Broker) -> list[list[int]]:
-    """The stored request ids that each ``ingest_webhook_events`` message in the broker names."""
+    """The stored request ids that each ``ingest_webhook_requests`` message in the broker names."""
     raw = broker.client.hvals(f"{broker.namespace}:ingestion.msgs")
     messages = [json.loads(message) for message in raw]
-    return [message["args"][0] for message in messages if message["actor_name"] == "ingest_webhook_events"]
+    return [message["args"][0] for message in messages if message["actor_name"] == "ingest_webhook_requests"]
 
 
 async def submit_all(writer: WebhookWriter, posted: list[bytes]) -> list[tuple[int, bool]]:
@@ -37,7 +37,7 @@ def test_a_burst_of_requests_is_enqueued_in_a_few_full_messages_each_request_onc
     stored = asyncio.run(submit_all(writer, bodies(150)))
     # Then each was stored, once
     ids = [row_id for row_id, new in stored]
-    assert all(new for _, new in stored) and len(set(ids)) == 150 == WebhookEvent.select().count()
+    assert all(new for _, new in stored) and len(set(ids)) == 150 == WebhookRequest.select().count()
     # And within moments all are enqueued for ingestion, in a handful of messages, each request named once
     wait_until(lambda: sum(map(len, ingestion_messages(broker))) == 150, timeout=5, message="all enqueued")
     messages = ingestion_messages(broker)
@@ -73,7 +73,7 @@ def test_a_request_posted_again_is_answered_as_stored_and_not_enqueued_again(db,
 
 def test_closing_the_writer_enqueues_what_it_held_back_and_a_later_request_is_served(db, broker, monkeypatch):
     # Given a writer that holds stored requests back for a minute
-    monkeypatch.setattr(webhook_writer, "ENQUEUE_WITHIN_S", 60.0)
+    monkeypatch.setattr(facebook_writer, "ENQUEUE_WITHIN_S", 60.0)
     writer = WebhookWriter()
     first, second = bodies(2)
     [(row_id, _)] = asyncio.run(submit_all(writer, [first]))
@@ -91,12 +91,12 @@ def test_closing_the_writer_enqueues_what_it_held_back_and_a_later_request_is_se
 
 def test_a_web_that_stops_enqueues_the_requests_it_answered_last(serve_app, broker, monkeypatch):
     # Given a web whose writer holds stored requests back for a minute
-    monkeypatch.setattr(webhook_writer, "ENQUEUE_WITHIN_S", 60.0)
+    monkeypatch.setattr(facebook_writer, "ENQUEUE_WITHIN_S", 60.0)
     body = bodies(1)[0]
     with serve_app() as client:
         # When Facebook's request is answered and the web stops right after
         assert client.post("/facebook", content=body, headers=sign(body)).status_code == 200
         assert ingestion_messages(broker) == []
     # Then the request was enqueued as it stopped, not left for the sweeper
-    [stored] = WebhookEvent.select()
+    [stored] = WebhookRequest.select()
     assert ingestion_messages(broker) == [[stored.id]]

@@ -15,9 +15,9 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage
 
 from airy_actors.config import get_settings
-from airy_actors.db_middleware import DatabaseConnections
 from airy_actors.errors import ConfigError
-from airy_actors.scheduler import PeriodicScheduler
+from workers.database_connections import DatabaseConnections
+from workers.scheduler import PeriodicScheduler
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from airy_actors.config import Settings
 from airy_actors.errors import AiryError, Unavailable
 from api.bodies import read_raw, require_json_object
 from api.errors import answer_error
-from api.webhook_writer import writer
+from api.facebook_writer import writer
 
 _RECEIVED = b'{"status":"received"}'
 _RECEIVED_HEADERS = [(b"content-length", str(len(_RECEIVED)).encode()), (b"content-type", b"application/json")]

@@ -8,11 +8,11 @@ import dramatiq
 import redis
 from dramatiq.errors import BrokerError
 
-from airy_actors import integrations
-from airy_actors.actors.sweeper import register_sweep
-from airy_actors.broker import broker  # noqa: F401  (binds the actors below to the configured broker)
+from airy_actors import integrations, outbox
 from airy_actors.integrations import Lane
-from airy_actors.scheduler import periodic
+from workers.broker import broker  # noqa: F401  (binds the actors below to the configured broker)
+from workers.scheduler import periodic
+from workers.sweeper import register_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,14 @@ def deliver_webhooks(subscription_id: str, ordering_key: str) -> None:
         start_lane(other)
     if run.retry_in_ms is not None:
         start_lane(lane, delay_ms=run.retry_in_ms)
+
+
+def request_drain() -> None:
+    """Enqueues a drain now: the outbox's trigger after every commit that wrote events."""
+    drain_outbox.send()
+
+
+outbox.when_written(request_drain)
 
 
 def start_lane(lane: Lane, *, delay_ms: int = 0) -> None:

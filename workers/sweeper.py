@@ -2,7 +2,8 @@
 
 The database is the record of what must happen; Redis only carries the news. Each sweep asks every
 registered finder for stale work and enqueues it again. The actors are idempotent, so work that was merely
-slow is done once more at worst.
+slow is done once more at worst. Each actor module registers the sweeps of its own work with
+:func:`register_sweep`; this module knows none of them.
 """
 
 from __future__ import annotations
@@ -12,16 +13,12 @@ from collections.abc import Callable
 
 import dramatiq
 
-from airy_actors import ingestion
-from airy_actors.actors.ingestion import fetch_contact_profile, ingest_webhook_event
-from airy_actors.models import Contact
-from airy_actors.scheduler import periodic
-from airy_actors.timestamps import now_ms
+from workers.broker import broker  # noqa: F401  (binds the actor below to the configured broker)
+from workers.scheduler import periodic
 
 logger = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_MS = 10_000
-PROFILE_RETRY_AFTER_MS = 5 * 60_000
 
 Sweep = Callable[[], int]
 _sweeps: list[Sweep] = []
@@ -31,32 +28,6 @@ def register_sweep(sweep: Sweep) -> Sweep:
     """Adds a function that re-enqueues one kind of stale work and returns how many items it enqueued."""
     _sweeps.append(sweep)
     return sweep
-
-
-@register_sweep
-def sweep_webhook_events() -> int:
-    ids = ingestion.stale_webhook_events()
-    for webhook_event_id in ids:
-        ingest_webhook_event.send(webhook_event_id)
-    return len(ids)
-
-
-@register_sweep
-def sweep_contact_profiles() -> int:
-    cutoff = now_ms() - PROFILE_RETRY_AFTER_MS
-    stale = (
-        Contact.select(Contact.id)
-        .where(
-            (Contact.profile_state == "pending")
-            & (Contact.created_at < cutoff)
-            & (Contact.created_at > cutoff - 86_400_000)
-        )
-        .limit(200)
-    )
-    ids = [contact.id for contact in stale]
-    for contact_id in ids:
-        fetch_contact_profile.send(contact_id)
-    return len(ids)
 
 
 def run_sweeps() -> dict[str, int]:

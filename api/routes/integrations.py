@@ -9,9 +9,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from airy_actors import integrations, outbox
-from airy_actors.actors.webhooks import start_lane
 from api.bodies import Body
 from api.database import in_database
+from workers.integrations import start_lane
 
 
 async def subscribe(request: Request) -> JSONResponse:

@@ -1,4 +1,8 @@
-"""The ``airy-actors`` command: ``serve`` (all in one), ``web`` and ``worker`` (the Procfile's processes)."""
+"""The ``airy-actors`` command: ``serve`` (all in one), ``web`` and ``worker`` (the Procfile's processes).
+
+The one place that knows all three layers: the domain (``airy_actors``), the actors (``workers``, run by
+``dramatiq workers.boot``) and the front (``api``).
+"""
 
 from __future__ import annotations
 
@@ -12,11 +16,13 @@ import sys
 from collections.abc import Sequence
 
 from airy_actors.config import Settings, use_settings
-from airy_actors.embedded_redis import EmbeddedRedis, _die_with_parent
 from airy_actors.errors import ConfigError
 from airy_actors.logs import configure_logging
+from airy_actors.processes import die_with_parent, signal_tree
+from airy_actors.runtime import prepare_process
+from cli.embedded_redis import EmbeddedRedis
 
-logger = logging.getLogger("airy_actors.cli")
+logger = logging.getLogger("cli.commands")
 
 WORKER_STOP_TIMEOUT_S = 30
 
@@ -62,8 +68,6 @@ def _with_redis(settings: Settings) -> tuple[Settings, EmbeddedRedis | None]:
 
 def _prepare(settings: Settings) -> None:
     use_settings(settings)
-    from airy_actors.runtime import prepare_process
-
     prepare_process(log=False)
     settings.log_warnings()
 
@@ -74,6 +78,8 @@ def uvicorn_options() -> dict[str, object]:
 
 
 def _uvicorn(settings: Settings, host: str, port: int, workers: int = 1) -> None:
+    # Imported only now, and not to dodge a cycle: importing the app declares the actors, which binds them to a
+    # broker built from the settings, and the settings know the embedded Redis only once it has started.
     import uvicorn
 
     from api.app import create_app
@@ -150,7 +156,7 @@ def _spawn_worker(processes: int, threads: int) -> subprocess.Popen[bytes]:
         sys.executable,
         "-m",
         "dramatiq",
-        "workers",
+        "workers.boot",
         "--processes",
         str(processes),
         "--threads",
@@ -160,7 +166,7 @@ def _spawn_worker(processes: int, threads: int) -> subprocess.Popen[bytes]:
         "20000",
     ]
     logger.info("starting workers", extra={"processes": processes, "threads": threads})
-    return subprocess.Popen(command, env=os.environ.copy(), preexec_fn=_die_with_parent)
+    return subprocess.Popen(command, env=os.environ.copy(), preexec_fn=die_with_parent)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -170,7 +176,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=WORKER_STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             logger.warning("workers did not stop in time; killing them")
-            os.killpg(process.pid, signal.SIGKILL)
+            signal_tree(process.pid, signal.SIGKILL)
             process.wait(timeout=WORKER_STOP_TIMEOUT_S)
     logger.info("workers stopped")
 

@@ -7,55 +7,56 @@ import logging
 import dramatiq
 
 from airy_actors import channels, ingestion
-from airy_actors.broker import broker  # noqa: F401  (binds the actors below to the configured broker)
 from airy_actors.config import get_settings
 from airy_actors.graph import ErrorKind, GraphError, get_graph_client
 from airy_actors.models import Channel, Contact
+from workers.broker import broker  # noqa: F401  (binds the actors below to the configured broker)
+from workers.sweeper import register_sweep
 
 logger = logging.getLogger(__name__)
 
 
 @dramatiq.actor(queue_name="ingestion", max_retries=20, min_backoff=500, max_backoff=60_000, time_limit=60_000)
-def ingest_webhook_event(webhook_event_id: int) -> None:
+def ingest_webhook_request(webhook_request_id: int) -> None:
     """Applies one stored webhook request; enqueues profile fetches and deferred retries after the commit."""
-    result = ingestion.ingest_webhook_event(webhook_event_id, app_id=get_settings().facebook_app_id)
-    _after_commit([webhook_event_id], [result])
+    result = ingestion.ingest_webhook_request(webhook_request_id, app_id=get_settings().facebook_app_id)
+    _after_commit([webhook_request_id], [result])
 
 
 @dramatiq.actor(queue_name="ingestion", max_retries=20, min_backoff=500, max_backoff=60_000, time_limit=60_000)
-def ingest_webhook_events(webhook_event_ids: list[int]) -> None:
+def ingest_webhook_requests(webhook_request_ids: list[int]) -> None:
     """Applies stored webhook requests that the web stored together, in one transaction.
 
     One message and one transaction for several requests keep both the web's enqueueing and the worker's
     writes cheap under load. When that transaction fails, each request is applied on its own; one that fails
-    again is handed to :func:`ingest_webhook_event` alone, with retries of its own, and holds up none of the
+    again is handed to :func:`ingest_webhook_request` alone, with retries of its own, and holds up none of the
     others.
     """
     try:
-        results = ingestion.ingest_webhook_events(webhook_event_ids, app_id=get_settings().facebook_app_id)
+        results = ingestion.ingest_webhook_requests(webhook_request_ids, app_id=get_settings().facebook_app_id)
     except Exception as error:
         logger.warning(
             "a batch of webhook requests failed; applying them one at a time",
-            extra={"webhook_event_ids": webhook_event_ids, "error": type(error).__name__},
+            extra={"webhook_request_ids": webhook_request_ids, "error": type(error).__name__},
         )
-        _one_at_a_time(webhook_event_ids)
+        _one_at_a_time(webhook_request_ids)
         return
-    _after_commit(webhook_event_ids, results)
+    _after_commit(webhook_request_ids, results)
 
 
-def _one_at_a_time(webhook_event_ids: list[int]) -> None:
-    for webhook_event_id in webhook_event_ids:
+def _one_at_a_time(webhook_request_ids: list[int]) -> None:
+    for webhook_request_id in webhook_request_ids:
         try:
-            ingest_webhook_event(webhook_event_id)
+            ingest_webhook_request(webhook_request_id)
         except Exception as error:
             logger.warning(
                 "a webhook request failed; retrying it on its own",
-                extra={"webhook_event_id": webhook_event_id, "error": type(error).__name__},
+                extra={"webhook_request_id": webhook_request_id, "error": type(error).__name__},
             )
-            ingest_webhook_event.send(webhook_event_id)
+            ingest_webhook_request.send(webhook_request_id)
 
 
-def _after_commit(webhook_event_ids: list[int], results: list[ingestion.IngestionResult]) -> None:
+def _after_commit(webhook_request_ids: list[int], results: list[ingestion.IngestionResult]) -> None:
     """Enqueues the new contacts' profile fetches and the deferred events' retries; logs what was done."""
     applied = [result for result in results if not result.already_processed]
     if not applied:
@@ -64,11 +65,11 @@ def _after_commit(webhook_event_ids: list[int], results: list[ingestion.Ingestio
         for contact_id in result.contacts_created:
             fetch_contact_profile.send(contact_id)
         if result.deferred_event_id is not None:
-            ingest_webhook_event.send_with_options(args=(result.deferred_event_id,), delay=result.deferred_delay_ms)
+            ingest_webhook_request.send_with_options(args=(result.deferred_event_id,), delay=result.deferred_delay_ms)
     logger.info(
         "ingested webhook requests",
         extra={
-            "webhook_event_ids": webhook_event_ids,
+            "webhook_request_ids": webhook_request_ids,
             "messages_created": sum(result.messages_created for result in applied),
             "events_applied": sum(result.events_applied for result in applied),
             "deferred": sum(result.deferred_event_id is not None for result in applied),
@@ -97,3 +98,19 @@ def fetch_contact_profile(contact_id: str) -> None:
         ingestion.apply_profile(contact_id, None)
         return
     ingestion.apply_profile(contact_id, profile)
+
+
+@register_sweep
+def sweep_webhook_requests() -> int:
+    ids = ingestion.stale_webhook_requests()
+    for webhook_request_id in ids:
+        ingest_webhook_request.send(webhook_request_id)
+    return len(ids)
+
+
+@register_sweep
+def sweep_contact_profiles() -> int:
+    ids = ingestion.stale_profiles()
+    for contact_id in ids:
+        fetch_contact_profile.send(contact_id)
+    return len(ids)

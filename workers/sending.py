@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 
 import dramatiq
-from dramatiq.middleware import CurrentMessage
 
 from airy_actors import sending
-from airy_actors.actors.sweeper import register_sweep
-from airy_actors.broker import broker  # noqa: F401  (binds the actors below to the configured broker)
 from airy_actors.graph import get_graph_client
 from airy_actors.throttling import PageThrottle
+from workers.attempts import is_last_attempt
+from workers.broker import broker  # noqa: F401  (binds the actors below to the configured broker)
+from workers.sweeper import register_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def deliver_message(message_id: str) -> None:
             message_id, graph=get_graph_client(), throttle=get_throttle(), release_connection=True
         )
     except Exception as exc:
-        if _is_last_try():
+        if is_last_attempt():
             _give_up([message_id], exc)
         raise
     if again_in_ms is not None:
@@ -65,7 +65,7 @@ def deliver_messages(message_ids: list[str]) -> None:
             message_ids, graph=get_graph_client(), throttle=get_throttle(), release_connection=True
         )
     except Exception as exc:
-        if _is_last_try():
+        if is_last_attempt():
             _give_up(message_ids, exc)
         raise
     for ids, again_in_ms in again:
@@ -83,13 +83,6 @@ def _give_up(message_ids: list[str], exc: Exception) -> None:
             sending.record_failed(message_id, reason)
         except Exception:  # the database itself is down: the sweeper will bring the message back
             logger.warning("could not mark a send failed", extra={"message_id": message_id}, exc_info=True)
-
-
-def _is_last_try() -> bool:
-    message = CurrentMessage.get_current_message()
-    if message is None:
-        return False
-    return message.options.get("retries", 0) >= message.options.get("max_retries", MAX_RETRIES)
 
 
 @register_sweep

