@@ -15,7 +15,7 @@ from typing import Any
 import peewee
 
 from airy_actors import outbox
-from airy_actors.db import database, write_transaction
+from airy_actors.db import is_postgres, write_transaction
 from airy_actors.errors import BadRequest, NotFound
 from airy_actors.graph import ErrorKind, GraphClient, GraphError
 from airy_actors.models import Channel
@@ -44,7 +44,7 @@ def save_channel(channel: Channel, *, new: bool = False) -> Channel:
 
 def _locked(query: peewee.ModelSelect) -> Channel | None:
     """The first row of ``query``, locked until the transaction ends (SQLite locks the whole database)."""
-    if isinstance(database.obj, peewee.PostgresqlDatabase):
+    if is_postgres():
         query = query.for_update()
     return query.first()
 

@@ -7,11 +7,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import peewee
 from peewee import Case
 
 from airy_actors import outbox
-from airy_actors.db import database, execute, placeholders, write_transaction
+from airy_actors.db import database, execute, is_postgres, placeholders, write_transaction
 from airy_actors.models import Channel, Contact, Conversation, Message, stable_id
 from airy_actors.timestamps import now_ms
 
@@ -197,7 +196,7 @@ def _ensure_conversations(firsts: list[ContactMessage]) -> set[str]:
     Returns:
       The ids of the contacts created.
     """
-    lock = " FOR NO KEY UPDATE" if isinstance(database.obj, peewee.PostgresqlDatabase) else ""
+    lock = " FOR NO KEY UPDATE" if is_postgres() else ""
     ordered = sorted(message.conversation_id for message in firsts)
     found: set[str] = set()
     for chunk in _chunks(ordered):

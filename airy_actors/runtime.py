@@ -7,9 +7,10 @@ import logging
 import peewee
 
 from airy_actors.config import Settings, get_settings
-from airy_actors.db import create_schema, database, open_database
+from airy_actors.db import database, is_postgres, open_database
 from airy_actors.errors import ConfigError
 from airy_actors.logs import configure_logging
+from airy_actors.models import create_schema
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +32,12 @@ def prepare_process(*, log: bool = True, max_connections: int = 32) -> Settings:
     open_database(settings.database_url, max_connections=max_connections)
     try:
         with database.connection_context():
-            if isinstance(database.obj, peewee.PostgresqlDatabase):
+            if is_postgres():
                 database.execute_sql("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_ID,))
             try:
                 create_schema()
             finally:
-                if isinstance(database.obj, peewee.PostgresqlDatabase):
+                if is_postgres():
                     database.execute_sql("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_ID,))
     except peewee.OperationalError as exc:
         raise ConfigError(f"DATABASE_URL: cannot open the database ({_first_line(exc)})") from None

@@ -38,9 +38,9 @@ import httpx  # noqa: E402
 import peewee  # noqa: E402
 
 from airy_actors.config import Settings, get_settings, use_settings  # noqa: E402
-from airy_actors.db import create_schema, database, open_database  # noqa: E402
+from airy_actors.db import database, open_database  # noqa: E402
 from airy_actors.graph import GraphClient, use_graph_client  # noqa: E402
-from airy_actors.models import MODELS  # noqa: E402
+from airy_actors.models import MODELS, create_schema  # noqa: E402
 from tests.fake_graph import FakeGraph  # noqa: E402
 from tests.support import ThreadedServer  # noqa: E402
 from workers import actors  # noqa: E402,F401

@@ -13,7 +13,7 @@ import pytest
 
 from airy_actors import integrations
 from airy_actors.db import database
-from airy_actors.integrations import Lane
+from airy_actors.integrations import Lane, lanes
 from airy_actors.models.integrations import OutboxEvent, WebhookDelivery, WebhookSubscription
 from airy_actors.timestamps import now_ms
 from tests.pool import taken_elsewhere
@@ -78,7 +78,7 @@ def test_only_one_lane_probes_a_paused_subscriber(subscription):
     emit("c1", 1)
     emit("c2", 1)
     WebhookSubscription.update(consecutive_failures=1, paused_until=0).execute()
-    assert integrations._take_probe(WebhookSubscription.get()) is True
+    assert lanes._take_probe(WebhookSubscription.get()) is True
     seen: list[dict] = []
     run = integrations.run_lane(Lane(subscription.id, "c2"), client=client(lambda p: 200, seen))
     assert seen == [] and run.sent == 0
@@ -90,11 +90,11 @@ def test_a_late_failure_from_before_the_breaker_opened_does_not_cut_a_probes_lea
     emit("c2", 1)
     before = WebhookSubscription.get()  # what the first lane's run read: no failure yet
     WebhookSubscription.update(consecutive_failures=1, paused_until=0).execute()
-    assert integrations._take_probe(WebhookSubscription.get()) is True
+    assert lanes._take_probe(WebhookSubscription.get()) is True
     leased_until = WebhookSubscription.get().paused_until
     # When the first lane's attempt fails
     delivery = WebhookDelivery.get(WebhookDelivery.ordering_key == "c1")
-    integrations._record(delivery, before, integrations.Attempt(None, "timed out", retryable=True))
+    lanes._record(delivery, before, integrations.Attempt(None, "timed out", retryable=True))
     # Then the probe keeps its lease (no second probe can start) and both failures count
     after = WebhookSubscription.get()
     assert after.paused_until == leased_until and after.consecutive_failures == 2

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from airy_actors import sending
 from airy_actors.conversations import ensure_conversation
 from airy_actors.models import Channel, Conversation
+from airy_actors.sending import delivery
 from airy_actors.timestamps import now_ms
 from tests.fake_graph import FakeGraph
 
@@ -42,7 +42,7 @@ def conversation(channel: Channel) -> Callable[..., Conversation]:
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Backoffs of tens of milliseconds and four attempts, so that retry tests take a moment."""
-    monkeypatch.setattr(sending, "MIN_BACKOFF_MS", 20)
-    monkeypatch.setattr(sending, "MAX_BACKOFF_MS", 80)
-    monkeypatch.setattr(sending, "ECHO_GRACE_MS", 50)
-    monkeypatch.setattr(sending, "MAX_SEND_ATTEMPTS", 4)
+    monkeypatch.setattr(delivery, "MIN_BACKOFF_MS", 20)
+    monkeypatch.setattr(delivery, "MAX_BACKOFF_MS", 80)
+    monkeypatch.setattr(delivery, "ECHO_GRACE_MS", 50)
+    monkeypatch.setattr(delivery, "MAX_SEND_ATTEMPTS", 4)

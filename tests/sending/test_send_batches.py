@@ -14,7 +14,7 @@ from airy_actors.conversations import ensure_conversation
 from airy_actors.errors import BadRequest, NotFound
 from airy_actors.graph import ErrorKind, GraphError, get_graph_client
 from airy_actors.models import Channel, Conversation, Message
-from airy_actors.sending import SendRequest, accept_send, accept_sends, deliver_batch
+from airy_actors.sending import SendRequest, accept_send, accept_sends, deliver_batch, delivery, outcomes
 from airy_actors.throttling import PageThrottle, Rate
 from airy_actors.timestamps import now_ms
 from tests.fake_graph import FakeGraph
@@ -113,7 +113,8 @@ def test_a_batch_is_delivered_with_one_call_each_on_both_engines(
     any_db, fake_graph: FakeGraph, broker, monkeypatch, returning
 ):
     # Given three sends accepted together on each engine in turn (and on an SQLite older than RETURNING)
-    monkeypatch.setattr(sending, "supports_returning", lambda: returning)
+    monkeypatch.setattr(delivery, "supports_returning", lambda: returning)
+    monkeypatch.setattr(outcomes, "supports_returning", lambda: returning)
     fake_graph.add_page(PAGE_ID, "Acme", "TOKEN")
     channel = Channel.create(source_channel_id=PAGE_ID, page_token="TOKEN")
     chat = ensure_conversation(channel, "2001").conversation
@@ -164,7 +165,7 @@ def test_each_error_in_a_batch_takes_the_path_of_one_message(conversation, broke
     assert Channel.get_by_id(chat.channel_id).token_valid is False
     # And the busy one is retried alone, after its backoff, its attempt counted
     [(retried, delay)] = again
-    assert retried == [stored["busy"].id] and delay >= sending.MIN_BACKOFF_MS
+    assert retried == [stored["busy"].id] and delay >= delivery.MIN_BACKOFF_MS
     assert (stored["busy"].delivery_state, stored["busy"].send_state, stored["busy"].send_attempts) == (
         "pending",
         "queued",
@@ -176,10 +177,10 @@ def test_two_runs_of_the_same_batch_send_each_message_once(conversation, broker,
     # Given two runs loaded the same batch at the same time, and the first one sent it
     chat = conversation()
     ids = [accept_send(SendRequest(chat.id, {"text": f"answer {n}"})).id for n in range(3)]
-    loaded_early = sending._load_many(ids)
+    loaded_early = delivery._load_many(ids)
     assert run_batch(ids) == []
     # When the second run goes on with what it loaded
-    monkeypatch.setattr(sending, "_load_many", lambda message_ids: loaded_early)
+    monkeypatch.setattr(delivery, "_load_many", lambda message_ids: loaded_early)
     assert run_batch(ids) == []
     # Then its claims fail, and Facebook got each message once
     assert len(fake_graph.sent_messages) == 3
@@ -204,7 +205,7 @@ def test_a_batch_never_sends_a_message_whose_attempt_is_in_flight(conversation, 
 
 def test_a_claimed_send_that_waited_too_long_for_a_thread_is_not_made(conversation, broker, fake_graph, monkeypatch):
     # Given no time at all between claiming an attempt and making the call
-    monkeypatch.setattr(sending, "ATTEMPT_MARGIN_MS", 0)
+    monkeypatch.setattr(delivery, "ATTEMPT_MARGIN_MS", 0)
     chat = conversation()
     ids = [accept_send(SendRequest(chat.id, {"text": f"answer {n}"})).id for n in range(2)]
     # When the batch runs
@@ -227,7 +228,7 @@ def test_a_batch_takes_what_slots_a_page_has_and_runs_the_rest_later(conversatio
     # Then two are sent, and the three others run again together later, waiting having cost no attempt
     assert len(fake_graph.sent_messages) == 2
     [(later, delay)] = again
-    assert len(later) == 3 and delay >= sending.THROTTLE_RETRY_MS
+    assert len(later) == 3 and delay >= delivery.THROTTLE_RETRY_MS
     assert {Message.get_by_id(message_id).send_attempts for message_id in later} == {None}
 
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from airy_actors import integrations, outbox, sending, throttling
+from airy_actors import integrations, outbox, throttling
 from airy_actors.db import database
 from airy_actors.graph import get_graph_client
 from airy_actors.models import Conversation, Message
 from airy_actors.models.integrations import OutboxEvent
-from airy_actors.sending import SendRequest, accept_send, deliver
+from airy_actors.sending import SendRequest, accept_send, deliver, delivery
 from airy_actors.throttling import PageThrottle, Rate
 from tests.fake_graph import FakeGraph
 from tests.pool import taken_elsewhere
@@ -138,7 +138,7 @@ def test_a_send_waiting_for_a_throttling_slot_holds_no_database_connection(
     again_in_ms = run_as_the_actor(message.id, WatchedThrottle(look))
     # Then it waited for a slot with the only connection free, and gave up for now without calling Facebook
     assert free_while_waiting and all(free_while_waiting)
-    assert again_in_ms is not None and again_in_ms >= sending.THROTTLE_RETRY_MS
+    assert again_in_ms is not None and again_in_ms >= delivery.THROTTLE_RETRY_MS
     assert fake_graph.sent_messages == []
     # And waiting cost no attempt
     with database.connection_context():

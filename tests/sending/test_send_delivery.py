@@ -9,6 +9,7 @@ import redis
 
 from airy_actors import sending
 from airy_actors.models import Message, WebhookRequest
+from airy_actors.sending import delivery
 from tests.fake_graph import (
     INVALID_PARAMETER,
     OUTSIDE_WINDOW,
@@ -146,14 +147,14 @@ def test_when_retries_run_out_the_message_fails_with_the_reason(api, worker, fas
     failed = wait_for_state(api, message_id, "failed")
     assert failed["metadata"]["error"].startswith(TRANSIENT["message"])
     assert "gave up after 4 attempts" in failed["metadata"]["error"]
-    assert len(sends_to_facebook(fake_graph)) == sending.MAX_SEND_ATTEMPTS == 4
+    assert len(sends_to_facebook(fake_graph)) == delivery.MAX_SEND_ATTEMPTS == 4
 
 
 def test_a_timed_out_send_that_facebook_accepted_is_not_sent_again(
     api, worker, broker, fast_retries, monkeypatch, conversation, fake_graph: FakeGraph
 ):
     # Given Facebook echoes its sends, but answers the first one after our 2 s timeout
-    monkeypatch.setattr(sending, "ECHO_GRACE_MS", 6_000)
+    monkeypatch.setattr(delivery, "ECHO_GRACE_MS", 6_000)
     fake_graph.deliver_echoes_to(f"{api.base_url}/facebook", APP_SECRET)
     fake_graph.latency_ms = 2_500
     message_id = send(api, conversation().id, TEXT).json()["id"]
@@ -200,7 +201,7 @@ def test_a_send_accepted_while_the_broker_is_down_is_picked_up_by_the_sweeper(
     assert answer.status_code == 200
     assert answer.json()["delivery_state"] == "pending"
     # And once it is overdue, the sweeper enqueues it and it is delivered
-    monkeypatch.setattr(sending, "SWEEP_GRACE_MS", 0)
+    monkeypatch.setattr(delivery, "SWEEP_GRACE_MS", 0)
     sweep_sends()  # the worker's periodic sweep may get there first; either way it is one send
     wait_for_state(api, answer.json()["id"], "delivered")
     assert len(fake_graph.sent_messages) == 1

@@ -10,7 +10,7 @@ from airy_actors.conversations import ensure_conversation
 from airy_actors.graph import ErrorKind, GraphError, get_graph_client
 from airy_actors.ingestion import ingest_webhook_request, store_webhook_request
 from airy_actors.models import Channel, Conversation, Message
-from airy_actors.sending import SendRequest, accept_send, deliver, stale_sends
+from airy_actors.sending import SendRequest, accept_send, deliver, delivery, stale_sends
 from airy_actors.timestamps import now_ms
 from tests.fake_graph import FakeGraph
 from tests.sending.conftest import PAGE_ID
@@ -62,13 +62,13 @@ def test_a_run_that_finds_an_attempt_in_flight_does_not_send(pending, fake_graph
     again_in = run(pending)
     # Then it does not call Facebook; it looks again once the attempt could have timed out
     assert fake_graph.requests == []
-    assert again_in is not None and again_in >= sending.attempt_stale_ms() - 200
+    assert again_in is not None and again_in >= delivery.attempt_stale_ms() - 200
     assert reload(pending).delivery_state == "pending"
 
 
 def test_an_interrupted_send_waits_for_its_echo_and_is_settled_by_it(pending, fake_graph: FakeGraph):
     # Given a worker died during its call, longer ago than any call can take
-    interrupt(pending, started_ago_ms=sending.attempt_stale_ms() + 1_000)
+    interrupt(pending, started_ago_ms=delivery.attempt_stale_ms() + 1_000)
     # When its message is run again, it waits for the echo rather than sending
     assert run(pending) is not None
     assert fake_graph.requests == []
@@ -87,7 +87,7 @@ def test_an_interrupted_send_never_confirmed_fails_saying_so_and_a_late_echo_sti
     pending, fake_graph: FakeGraph
 ):
     # Given a worker died during its call, and no echo came for longer than an echo takes
-    interrupt(pending, started_ago_ms=sending.ECHO_WAIT_MS + 1_000)
+    interrupt(pending, started_ago_ms=delivery.ECHO_WAIT_MS + 1_000)
     # When the message is run again
     assert run(pending) is None
     # Then it fails without a second call, saying delivery is unknown
@@ -122,10 +122,10 @@ def test_an_echo_without_our_marker_is_not_taken_for_a_pending_message(pending):
 
 def test_two_runs_of_the_same_message_send_it_once(pending, fake_graph: FakeGraph, monkeypatch):
     # Given two runs loaded the message at the same time, and the first one sent it
-    loaded_early = sending._load(pending.id)
+    loaded_early = delivery._load(pending.id)
     assert run(pending) is None
     # When the second run goes on with what it loaded
-    monkeypatch.setattr(sending, "_load", lambda message_id: loaded_early)
+    monkeypatch.setattr(delivery, "_load", lambda message_id: loaded_early)
     assert run(pending) is None
     # Then its claim of the attempt fails, and Facebook got the message once
     assert len(fake_graph.sent_messages) == 1
@@ -136,7 +136,7 @@ def test_the_sweeper_re_enqueues_only_sends_left_behind(conversation, broker, mo
     chat = conversation()
     fresh = accept_send(SendRequest(chat.id, {"text": "fresh"}))
     left = accept_send(SendRequest(chat.id, {"text": "left behind"}))
-    Message.update(send_due_at=now_ms() - sending.SWEEP_GRACE_MS - 1_000).where(Message.id == left.id).execute()
+    Message.update(send_due_at=now_ms() - delivery.SWEEP_GRACE_MS - 1_000).where(Message.id == left.id).execute()
     assert stale_sends() == [left.id]
     # Once swept, it is left alone for a while, so a backlog is not enqueued again at every sweep
     assert stale_sends() == []
@@ -144,16 +144,16 @@ def test_the_sweeper_re_enqueues_only_sends_left_behind(conversation, broker, mo
 
 
 def test_the_backoff_grows_honours_retry_after_and_leaves_time_for_an_echo(monkeypatch):
-    monkeypatch.setattr(sending, "MIN_BACKOFF_MS", 1_000)
-    monkeypatch.setattr(sending, "MAX_BACKOFF_MS", 8_000)
+    monkeypatch.setattr(delivery, "MIN_BACKOFF_MS", 1_000)
+    monkeypatch.setattr(delivery, "MAX_BACKOFF_MS", 8_000)
     answered = GraphError("busy", kind=ErrorKind.TRANSIENT, http_status=500)
-    assert all(1_000 <= sending.backoff_ms(1, answered) <= 1_000 for _ in range(20))
-    assert all(1_000 <= sending.backoff_ms(3, answered) <= 4_000 for _ in range(20))
-    assert all(1_000 <= sending.backoff_ms(12, answered) <= 8_000 for _ in range(20))
+    assert all(1_000 <= delivery.backoff_ms(1, answered) <= 1_000 for _ in range(20))
+    assert all(1_000 <= delivery.backoff_ms(3, answered) <= 4_000 for _ in range(20))
+    assert all(1_000 <= delivery.backoff_ms(12, answered) <= 8_000 for _ in range(20))
     throttled = GraphError("slow down", kind=ErrorKind.THROTTLED, http_status=429, retry_after_ms=30_000)
-    assert sending.backoff_ms(1, throttled) == 30_000
+    assert delivery.backoff_ms(1, throttled) == 30_000
     unanswered = GraphError("Facebook did not answer in time", kind=ErrorKind.TRANSIENT)
-    assert sending.backoff_ms(1, unanswered) >= sending.ECHO_GRACE_MS
+    assert delivery.backoff_ms(1, unanswered) >= delivery.ECHO_GRACE_MS
 
 
 def test_sending_works_on_both_storage_engines(any_db, fake_graph: FakeGraph, broker):
