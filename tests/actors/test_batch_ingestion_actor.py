@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from airy_actors.actors import ingestion as ingestion_actors
 
 from airy_actors.ingestion import store_webhook_requests
 from airy_actors.models import Channel, Message, WebhookRequest
 from tests.support import entry, text_message, webhook_body
+from workers import ingestion as ingestion_actors
 
 PAGE = "1001"
 
