@@ -17,149 +17,94 @@ import hashlib
 import json
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from airy_actors import outbox
+from airy_actors import event_failures
 from airy_actors.conversations import (
     ContactMessage,
-    ensure_conversation,
-    find_message,
     insert_contact_messages,
-    insert_message,
-    save_metadata,
 )
-from airy_actors.db import execute, placeholders, supports_returning, write_transaction
+from airy_actors.db import database, supports_returning, write_transaction
+from airy_actors.event_effects import IngestionResult, apply_event, event_kind
 from airy_actors.facebook_events import (
     IgnoredEvent,
     InboundEvent,
     InboundMessage,
     MessageEdited,
     ReactionChanged,
-    ReceiptWatermark,
     parse_webhook_body,
 )
-from airy_actors.models import Channel, Contact, Conversation, Message, WebhookRequest, stable_id
-from airy_actors.sending import claim_echo
-from airy_actors.timestamps import iso_ms, now_ms
+from airy_actors.models import Channel, WebhookRequest
+from airy_actors.timestamps import now_ms
 
 logger = logging.getLogger(__name__)
 
 DEFERRED_OBJECT = "airy.deferred"
 MAX_GENERATIONS = 10  # backoffs of 1 s doubling: about 17 minutes for a late message to arrive
-SWEEP_GRACE_MS = 30_000
-PROFILE_RETRY_AFTER_MS = 5 * 60_000  # a profile still pending this long lost its actor message
-PROFILE_GIVE_UP_MS = 24 * 3_600_000
 
 
-@dataclass
-class IngestionResult:
-    """What an ingestion did, for the actor to act on after the commit."""
-
-    messages_created: int = 0
-    events_applied: int = 0
-    contacts_created: list[str] = field(default_factory=list)
-    deferred_event_id: int | None = None
-    deferred_delay_ms: int = 0
-    already_processed: bool = False
-
-
-_INSERT_REQUESTS = """
-INSERT INTO webhook_event (body, digest, received_at, generation, next_attempt_at) VALUES {rows}
-ON CONFLICT (digest) DO NOTHING RETURNING digest, id
-"""
-
-
-def store_webhook_request(body: bytes) -> tuple[int, bool]:
-    """Stores a verified webhook request durably.
-
-    Returns:
-      The row's id, and whether it is new (a request delivered twice is stored once).
-    """
-    return store_webhook_requests([body])[0]
-
-
-def store_webhook_requests(bodies: list[bytes]) -> list[tuple[int, bool]]:
-    """Stores verified webhook requests durably, in one statement committed on its own (where RETURNING works).
-
-    Returns:
-      For each body, in order, its row's id and whether this call stored it (a request delivered twice,
-      even within ``bodies``, is stored once).
-    """
-    digests = [hashlib.sha256(body).hexdigest() for body in bodies]
-    rows = [(body.decode("utf-8", errors="replace"), digest) for body, digest in zip(bodies, digests, strict=True)]
-    if supports_returning():
-        # The webhook's hot path: one round trip to the database for a whole batch of requests, in plain SQL,
-        # the same for both engines: Peewee compiling the multi-row INSERT cost the web about 100 µs of CPU a
-        # request, this about 30 (bench/webhook_acceptance.py).
-        now = now_ms()
-        params = [value for text, digest in rows for value in (text, digest, now, now)]
-        cursor = execute(_INSERT_REQUESTS, *params, rows=placeholders(len(bodies), "({p}, {p}, {p}, 0, {p})"))
-        inserted = dict(cursor.fetchall())
-    else:
-        inserted = _insert_one_at_a_time([{"body": text, "digest": digest} for text, digest in rows])
-    ids = dict(inserted)
-    if len(ids) < len(set(digests)):
-        stored_before = WebhookRequest.select(WebhookRequest.digest, WebhookRequest.id).where(
-            WebhookRequest.digest.in_(set(digests) - set(ids))
-        )
-        ids.update(stored_before.tuples())
-    # Only the first of two equal bodies is new.
-    return [(ids[digest], inserted.pop(digest, None) is not None) for digest in digests]
-
-
-def _insert_one_at_a_time(rows: list[dict[str, str]]) -> dict[str, int]:
-    """The new rows' ids by digest, where RETURNING is missing (SQLite before 3.35): one INSERT a row."""
-    inserted = {}
-    with write_transaction():
-        for row in rows:
-            if WebhookRequest.insert(row).on_conflict_ignore().as_rowcount().execute() == 1:
-                inserted[row["digest"]] = WebhookRequest.get(WebhookRequest.digest == row["digest"]).id
-    return inserted
-
-
-def ingest_webhook_request(webhook_request_id: int, *, app_id: str | None) -> IngestionResult:
+def ingest_webhook_request(
+    webhook_request_id: int, *, app_id: str | None, together: bool = True
+) -> IngestionResult:
     """Applies every event of one stored webhook request, in one transaction.
 
     Parameters:
       webhook_request_id: the :class:`WebhookRequest` row.
       app_id: our Facebook app id, to tell our own echoes from other apps'.
+      together: store contact messages in one statement; False applies every event in a savepoint of its own.
     """
-    return ingest_webhook_requests([webhook_request_id], app_id=app_id)[0]
+    return ingest_webhook_requests([webhook_request_id], app_id=app_id, together=together)[0]
 
 
-def ingest_webhook_requests(webhook_request_ids: list[int], *, app_id: str | None) -> list[IngestionResult]:
+def ingest_webhook_requests(
+    webhook_request_ids: list[int], *, app_id: str | None, together: bool = True
+) -> list[IngestionResult]:
     """Applies every event of several stored webhook requests, in order, in one transaction.
 
     Contact messages, most of the traffic, are stored together: a few statements for a whole run of them (see
-    :func:`conversations.insert_contact_messages`). Every other event is applied on its own, once the contact
-    messages before it are stored, so that it sees the same state as if all were applied one by one.
+    :func:`conversations.insert_contact_messages`). Every other event is applied on its own, in a savepoint, once
+    the contact messages before it are stored, so that it sees the same state as if all were applied one by
+    one. An event that raises is rolled back alone and recorded (:mod:`airy_actors.event_failures`); the others
+    go on. When the statement of the contact messages fails, the whole transaction does: the caller then applies
+    each request again with ``together=False``, where every event has a savepoint of its own.
 
     Parameters:
       webhook_request_ids: the :class:`WebhookRequest` rows.
       app_id: our Facebook app id, to tell our own echoes from other apps'.
+      together: see above.
 
     Returns:
       What was done for each request, in the order of ``webhook_request_ids``.
+
+    Raises:
+      peewee.OperationalError: the database is unreachable; nothing was applied.
     """
     results = {request_id: IngestionResult(already_processed=True) for request_id in webhook_request_ids}
-    together = supports_returning()  # else one by one: the new messages can't be told from the old cheaply
+    together = together and supports_returning()  # else the new messages can't be told from the old cheaply
     with write_transaction():
         requests = _load(webhook_request_ids)
         channels = _channels(requests)
         contact_messages = _ContactMessages()
         for request in requests:
             result = results[request.id] = IngestionResult()
+            if request.unreadable is not None:
+                result.failed_event_ids.append(_record_unreadable(request))
+                continue
             deferred: list[InboundEvent] = []
-            for event in request.events:
-                channel = channels.get(event.page_id)
-                if channel is None or isinstance(event, IgnoredEvent):
+            for index, event in enumerate(request.events):
+                if isinstance(event, IgnoredEvent):
+                    _log_ignored(request, event)
                     continue
+                channel = channels.get(event.page_id)
+                if channel is None:
+                    continue  # kept, and produces nothing: the page is not connected
                 if together and isinstance(event, InboundMessage) and not event.is_echo:
                     contact_messages.add(event, channel, result)
                     continue
                 contact_messages.store()
-                if not _apply(event, channel, app_id, result):
+                outcome = _apply_alone(request, index, event, channel, app_id, result)
+                if outcome is False:
                     deferred.append(event)
             if deferred:
                 _defer(request, deferred, result)
@@ -170,26 +115,107 @@ def ingest_webhook_requests(webhook_request_ids: list[int], *, app_id: str | Non
     return [results[webhook_request_id] for webhook_request_id in webhook_request_ids]
 
 
+def _apply_alone(
+    request: _Request, index: int, event: InboundEvent, channel: Channel, app_id: str | None, result: IngestionResult
+) -> bool | None:
+    """Applies one event in a savepoint of its own. Returns its outcome, or None when it failed (and was recorded)."""
+    try:
+        with database.atomic():
+            return apply_event(event, channel, app_id, result)
+    except event_failures.OUTAGE_ERRORS:
+        raise
+    except Exception as error:
+        failure_id = event_failures.record(
+            request.id,
+            index,
+            page_id=event.page_id,
+            kind=event_kind(event),
+            error=event_failures.describe(error),
+            received_at=request.received_at,
+        )
+        result.failed_event_ids.append(failure_id)
+        return None
+
+
+def retry_failed_event(failed_event_id: str, *, app_id: str | None) -> IngestionResult | None:
+    """Applies a recorded failed event again, in one transaction.
+
+    Returns:
+      What it did once applied; None when it is not due (gone, being retried, failed for good) or failed again.
+    """
+    with write_transaction():
+        failure = event_failures.claim(failed_event_id)
+        if failure is None:
+            return None
+        row = WebhookRequest.get_or_none(WebhookRequest.id == failure.webhook_request_id)
+        events = _decode(row.body)[0] if row is not None else []
+        if not 0 <= failure.event_index < len(events):
+            event_failures.attempt_failed(failure, "the event can no longer be found in its stored request")
+            return None
+        event = events[failure.event_index]
+        channel = _channels([_Request(row.id, 0, row.received_at, [event])]).get(event.page_id)
+        if channel is None:
+            event_failures.attempt_failed(failure, "the page is not connected")
+            return None
+        result = IngestionResult()
+        try:
+            with database.atomic():
+                done = apply_event(event, channel, app_id, result)
+        except event_failures.OUTAGE_ERRORS:
+            raise
+        except Exception as error:
+            event_failures.attempt_failed(failure, event_failures.describe(error))
+            return None
+        if not done:
+            event_failures.attempt_failed(failure, "the message it refers to is not stored yet")
+            return None
+        event_failures.applied(failure)
+        return result
+
+
+def _record_unreadable(request: _Request) -> str:
+    return event_failures.record(
+        request.id,
+        event_failures.WHOLE_REQUEST,
+        page_id=None,
+        kind="request",
+        error=f"the request could not be read: {request.unreadable}",
+        received_at=request.received_at,
+        final=True,
+    )
+
+
+def _log_ignored(request: _Request, event: IgnoredEvent) -> None:
+    logger.info(
+        "event ignored",
+        extra={"webhook_request_id": request.id, "page_id": event.page_id, "reason": event.reason},
+    )
+
+
 @dataclass
 class _Request:
     """A stored webhook request not processed yet, and its events."""
 
     id: int
     generation: int
+    received_at: int
     events: list[InboundEvent]
+    unreadable: str | None = None  # why the body could not be read at all
 
 
 def _load(webhook_request_ids: list[int]) -> list[_Request]:
     """The requests of ``webhook_request_ids`` that are not processed yet, in that order, each once."""
-    query = WebhookRequest.select(WebhookRequest.id, WebhookRequest.body, WebhookRequest.generation).where(
-        WebhookRequest.id.in_(webhook_request_ids) & WebhookRequest.processed_at.is_null()
-    )
-    rows = {webhook_request_id: (body, generation) for webhook_request_id, body, generation in query.tuples()}
-    return [
-        _Request(webhook_request_id, rows[webhook_request_id][1], _decode(rows[webhook_request_id][0]))
-        for webhook_request_id in dict.fromkeys(webhook_request_ids)
-        if webhook_request_id in rows
-    ]
+    query = WebhookRequest.select(
+        WebhookRequest.id, WebhookRequest.body, WebhookRequest.generation, WebhookRequest.received_at
+    ).where(WebhookRequest.id.in_(webhook_request_ids) & WebhookRequest.processed_at.is_null())
+    rows = {row_id: (body, generation, received_at) for row_id, body, generation, received_at in query.tuples()}
+    requests = []
+    for row_id in dict.fromkeys(webhook_request_ids):
+        if row_id in rows:
+            body, generation, received_at = rows[row_id]
+            events, unreadable = _decode(body)
+            requests.append(_Request(row_id, generation, received_at, events, unreadable))
+    return requests
 
 
 def _channels(requests: list[_Request]) -> dict[str | None, Channel]:
@@ -233,108 +259,20 @@ class _ContactMessages:
         self._messages, self._results = [], []
 
 
-def _apply(event: InboundEvent, channel: Channel, app_id: str | None, result: IngestionResult) -> bool:
-    """Applies one event. Returns False when its target message is not stored yet."""
-    if isinstance(event, InboundMessage):
-        return _apply_message(event, channel, app_id, result)
-    if isinstance(event, ReceiptWatermark):
-        _apply_receipt(event, channel)
-        result.events_applied += 1
-        return True
-    target = find_message(channel, event.source_message_id)
-    if target is None:
-        return False
-    if isinstance(event, ReactionChanged):
-        _apply_reaction(event, target)
-    elif isinstance(event, MessageEdited):
-        _apply_edit(event, target)
-    result.events_applied += 1
-    return True
-
-
-def _apply_message(event: InboundMessage, channel: Channel, app_id: str | None, result: IngestionResult) -> bool:
-    if event.is_echo and app_id is not None and event.app_id == app_id:
-        # Our own send coming back: found by the mid the send actor stored, or by the marker it asked Facebook
-        # to echo (sending.claim_echo); else wait for the actor.
-        ours = find_message(channel, event.source_message_id) or claim_echo(
-            channel, event.source_message_id, event.content
-        )
-        if ours is None:
-            return False
-        if ours.delivery_state == "pending":
-            save_metadata(ours, ours.metadata, delivery_state="delivered")
-        result.events_applied += 1
-        return True
-    ref = ensure_conversation(channel, event.contact_id)
-    if ref.created:
-        result.contacts_created.append(ref.contact.id)
-    metadata = {"postback": event.postback} if event.postback is not None else {}
-    created = insert_message(
-        ref.conversation,
-        message_id=stable_id("message", channel.id, event.source_message_id),
-        source_message_id=event.source_message_id,
-        content=event.content,
-        from_contact=event.from_contact,
-        sender_id=event.sender_id,
-        sent_at=event.sent_at_ms,
-        delivery_state="delivered",
-        metadata=metadata,
-    )
-    result.messages_created += int(created)
-    result.events_applied += 1
-    return True
-
-
-def _apply_reaction(event: ReactionChanged, target: Message) -> None:
-    metadata = dict(target.metadata)
-    current = metadata.get("reaction")
-    sent_at = iso_ms(event.sent_at_ms)
-    if isinstance(current, dict) and str(current.get("sent_at", "")) > str(sent_at):
-        return  # a newer reaction is already shown; this one arrived late
-    if event.action == "react":
-        metadata["reaction"] = {"emoji": event.emoji, "sent_at": sent_at}
-    else:
-        metadata.pop("reaction", None)
-    if metadata != target.metadata:
-        save_metadata(target, metadata)
-
-
-def _apply_edit(event: MessageEdited, target: Message) -> None:
-    metadata = dict(target.metadata)
-    edits = list(metadata.get("edits") or [])
-    if event.num_edit <= len(edits):
-        return  # this edit, or a later one, is already applied
-    content = dict(target.content)
-    inner = dict(content.get("message") or {})
-    edits.append({"text": inner.get("text"), "edited_at": iso_ms(event.edited_at_ms)})
-    inner["text"] = event.text
-    content["message"] = inner
-    metadata["edits"] = edits
-    save_metadata(target, metadata, content=content)
-
-
-def _apply_receipt(event: ReceiptWatermark, channel: Channel) -> None:
-    conversation = Conversation.get_or_none(Conversation.id == stable_id("conversation", channel.id, event.contact_id))
-    if conversation is None:
-        return
-    key = "delivered_at" if event.kind == "delivered" else "read_at"
-    stamp = iso_ms(event.watermark_ms)
-    outbound = Message.select().where(
-        (Message.conversation == conversation.id)
-        & (Message.from_contact == False)  # noqa: E712
-        & ((Message.sent_at <= event.watermark_ms) | Message.source_message_id.in_(event.source_message_ids or ("",)))
-    )
-    for message in outbound:
-        if key not in message.metadata:
-            save_metadata(message, {**message.metadata, key: stamp})
-
-
 def _defer(request: _Request, events: list[InboundEvent], result: IngestionResult) -> None:
     generation = request.generation + 1
     if generation > MAX_GENERATIONS:
-        logger.warning(
-            "dropping events whose target never arrived", extra={"webhook_request_id": request.id, "count": len(events)}
-        )
+        for event in events:
+            failure_id = event_failures.record(
+                request.id,
+                request.events.index(event),
+                page_id=event.page_id,
+                kind=event_kind(event),
+                error="the message it refers to never arrived",
+                received_at=request.received_at,
+                final=True,
+            )
+            result.failed_event_ids.append(failure_id)
         return
     body = json.dumps(
         {"object": DEFERRED_OBJECT, "events": [{"type": type(e).__name__, **dataclasses.asdict(e)} for e in events]},
@@ -353,11 +291,14 @@ def _defer(request: _Request, events: list[InboundEvent], result: IngestionResul
 _DEFERRABLE = {cls.__name__: cls for cls in (InboundMessage, ReactionChanged, MessageEdited)}
 
 
-def _decode(body: str) -> list[InboundEvent]:
+def _decode(body: str) -> tuple[list[InboundEvent], str | None]:
+    """The events of a stored body, or why it cannot be read (nesting too deep, not JSON)."""
     try:
         document = json.loads(body)
-    except ValueError:
-        return []
+    except RecursionError:
+        return [], "its JSON is nested too deeply"
+    except ValueError as error:
+        return [], f"it is not JSON ({error})"
     if "\\ud" in body or "\\uD" in body:  # an escaped surrogate: half of a pair, or a text cut inside one
         document = _without_lone_surrogates(document)
     if isinstance(document, dict) and document.get("object") == DEFERRED_OBJECT:
@@ -365,8 +306,8 @@ def _decode(body: str) -> list[InboundEvent]:
         for item in document.get("events", []):
             cls = _DEFERRABLE[item.pop("type")]
             events.append(cls(**item))
-        return events
-    return parse_webhook_body(document)
+        return events, None
+    return parse_webhook_body(document), None
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads has joined every valid pair into one character
@@ -385,57 +326,3 @@ def _without_lone_surrogates(value: Any) -> Any:
     if isinstance(value, dict):
         return {_without_lone_surrogates(key): _without_lone_surrogates(item) for key, item in value.items()}
     return value
-
-
-def stale_webhook_requests(limit: int = 500) -> list[int]:
-    """Rows that no actor finished and whose turn has passed: a crash, or a lost broker message."""
-    cutoff = now_ms() - SWEEP_GRACE_MS
-    query = (
-        WebhookRequest.select(WebhookRequest.id)
-        .where(WebhookRequest.processed_at.is_null() & (WebhookRequest.next_attempt_at < cutoff))
-        .order_by(WebhookRequest.id)
-        .limit(limit)
-    )
-    ids = [row.id for row in query]
-    if ids:
-        # Leave them alone for a while: under a backlog their first message may still be queued.
-        WebhookRequest.update(next_attempt_at=now_ms() + 2 * SWEEP_GRACE_MS).where(WebhookRequest.id.in_(ids)).execute()
-    return ids
-
-
-def stale_profiles(limit: int = 200) -> list[str]:
-    """Contacts whose profile fetch was lost: pending for PROFILE_RETRY_AFTER_MS, created within a day."""
-    cutoff = now_ms() - PROFILE_RETRY_AFTER_MS
-    stale = (
-        Contact.select(Contact.id)
-        .where(
-            (Contact.profile_state == "pending")
-            & (Contact.created_at < cutoff)
-            & (Contact.created_at > cutoff - PROFILE_GIVE_UP_MS)
-        )
-        .limit(limit)
-    )
-    return [contact.id for contact in stale]
-
-
-def apply_profile(contact_id: str, profile: dict[str, Any] | None) -> None:
-    """Stores a fetched profile, or that fetching it failed for good (``profile`` None).
-
-    A fetched profile changes how the conversation shows: ``conversation.updated`` goes into the outbox in
-    the same transaction. A failed fetch changes nothing visible.
-    """
-    from airy_actors.models import Contact
-
-    if profile is None:
-        Contact.update(profile_state="failed").where(Contact.id == contact_id).execute()
-        return
-    name = " ".join(str(part) for part in (profile.get("first_name"), profile.get("last_name")) if part)
-    with write_transaction():
-        Contact.update(
-            display_name=name or None,
-            avatar_url=profile.get("profile_pic"),
-            profile_state="fetched",
-        ).where(Contact.id == contact_id).execute()
-        conversation = Conversation.get_or_none(Conversation.contact == contact_id)
-        if conversation is not None:
-            outbox.conversation_updated(conversation)

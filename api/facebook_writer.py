@@ -22,7 +22,7 @@ import redis
 from dramatiq.errors import BrokerError
 
 from airy_actors.db import database
-from airy_actors.ingestion import store_webhook_requests
+from airy_actors.webhook_requests import store_webhook_requests
 from api.batch_writer import BatchWriter
 from workers.ingestion import ingest_webhook_requests
 

@@ -6,7 +6,7 @@ import logging
 
 import dramatiq
 
-from airy_actors import channels, ingestion
+from airy_actors import channels, event_failures, ingestion, profiles, webhook_requests
 from airy_actors.config import get_settings
 from airy_actors.graph import ErrorKind, GraphError, get_graph_client
 from airy_actors.models import Channel, Contact
@@ -16,14 +16,25 @@ from workers.sweeper import register_sweep
 logger = logging.getLogger(__name__)
 
 
-@dramatiq.actor(queue_name="ingestion", max_retries=20, min_backoff=500, max_backoff=60_000, time_limit=60_000)
-def ingest_webhook_request(webhook_request_id: int) -> None:
-    """Applies one stored webhook request; enqueues profile fetches and deferred retries after the commit."""
-    result = ingestion.ingest_webhook_request(webhook_request_id, app_id=get_settings().facebook_app_id)
+# Retries here are for an unreachable database only: an event that cannot be applied is recorded on its own
+# (airy_actors.event_failures) and retried by retry_failed_event, never by failing the whole request.
+RETRIES = {"max_retries": 20, "min_backoff": 500, "max_backoff": 60_000}
+
+
+@dramatiq.actor(queue_name="ingestion", time_limit=60_000, **RETRIES)
+def ingest_webhook_request(webhook_request_id: int, together: bool = True) -> None:
+    """Applies one stored webhook request; enqueues profile fetches and deferred retries after the commit.
+
+    ``together=False`` applies each event in a savepoint of its own, contact messages included: the way a
+    request whose batch failed is applied.
+    """
+    result = ingestion.ingest_webhook_request(
+        webhook_request_id, app_id=get_settings().facebook_app_id, together=together
+    )
     _after_commit([webhook_request_id], [result])
 
 
-@dramatiq.actor(queue_name="ingestion", max_retries=20, min_backoff=500, max_backoff=60_000, time_limit=60_000)
+@dramatiq.actor(queue_name="ingestion", time_limit=60_000, **RETRIES)
 def ingest_webhook_requests(webhook_request_ids: list[int]) -> None:
     """Applies stored webhook requests that the web stored together, in one transaction.
 
@@ -47,13 +58,13 @@ def ingest_webhook_requests(webhook_request_ids: list[int]) -> None:
 def _one_at_a_time(webhook_request_ids: list[int]) -> None:
     for webhook_request_id in webhook_request_ids:
         try:
-            ingest_webhook_request(webhook_request_id)
+            ingest_webhook_request(webhook_request_id, together=False)
         except Exception as error:
             logger.warning(
                 "a webhook request failed; retrying it on its own",
                 extra={"webhook_request_id": webhook_request_id, "error": type(error).__name__},
             )
-            ingest_webhook_request.send(webhook_request_id)
+            ingest_webhook_request.send(webhook_request_id, False)
 
 
 def _after_commit(webhook_request_ids: list[int], results: list[ingestion.IngestionResult]) -> None:
@@ -66,6 +77,8 @@ def _after_commit(webhook_request_ids: list[int], results: list[ingestion.Ingest
             fetch_contact_profile.send(contact_id)
         if result.deferred_event_id is not None:
             ingest_webhook_request.send_with_options(args=(result.deferred_event_id,), delay=result.deferred_delay_ms)
+        for failed_event_id in result.failed_event_ids:
+            retry_failed_event.send_with_options(args=(failed_event_id,), delay=event_failures.retry_delay_ms(1))
     logger.info(
         "ingested webhook requests",
         extra={
@@ -73,6 +86,7 @@ def _after_commit(webhook_request_ids: list[int], results: list[ingestion.Ingest
             "messages_created": sum(result.messages_created for result in applied),
             "events_applied": sum(result.events_applied for result in applied),
             "deferred": sum(result.deferred_event_id is not None for result in applied),
+            "failed": sum(len(result.failed_event_ids) for result in applied),
         },
     )
 
@@ -85,7 +99,7 @@ def fetch_contact_profile(contact_id: str) -> None:
         return
     channel = Channel.get_by_id(contact.channel_id)
     if not channel.page_token:
-        ingestion.apply_profile(contact_id, None)
+        profiles.apply_profile(contact_id, None)
         return
     try:
         profile = get_graph_client().profile(contact.source_contact_id, channel.page_token)
@@ -95,14 +109,14 @@ def fetch_contact_profile(contact_id: str) -> None:
         logger.info("contact profile unavailable", extra={"contact_id": contact_id, "kind": error.kind.value})
         if error.kind is ErrorKind.TOKEN_INVALID:
             channels.flag_token_invalid(channel.id)
-        ingestion.apply_profile(contact_id, None)
+        profiles.apply_profile(contact_id, None)
         return
-    ingestion.apply_profile(contact_id, profile)
+    profiles.apply_profile(contact_id, profile)
 
 
 @register_sweep
 def sweep_webhook_requests() -> int:
-    ids = ingestion.stale_webhook_requests()
+    ids = webhook_requests.stale_webhook_requests()
     for webhook_request_id in ids:
         ingest_webhook_request.send(webhook_request_id)
     return len(ids)
@@ -110,7 +124,27 @@ def sweep_webhook_requests() -> int:
 
 @register_sweep
 def sweep_contact_profiles() -> int:
-    ids = ingestion.stale_profiles()
+    ids = profiles.stale_profiles()
     for contact_id in ids:
         fetch_contact_profile.send(contact_id)
+    return len(ids)
+
+
+@dramatiq.actor(queue_name="ingestion", time_limit=60_000, **RETRIES)
+def retry_failed_event(failed_event_id: str) -> None:
+    """Applies an event that could not be applied before; runs again after a backoff while attempts remain."""
+    result = ingestion.retry_failed_event(failed_event_id, app_id=get_settings().facebook_app_id)
+    if result is not None:
+        _after_commit([], [result])
+        return
+    again_in_ms = event_failures.due_in_ms(failed_event_id)
+    if again_in_ms is not None:
+        retry_failed_event.send_with_options(args=(failed_event_id,), delay=again_in_ms)
+
+
+@register_sweep
+def sweep_failed_events() -> int:
+    ids = event_failures.stale()
+    for failed_event_id in ids:
+        retry_failed_event.send(failed_event_id)
     return len(ids)

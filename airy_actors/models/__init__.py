@@ -5,7 +5,7 @@ from airy_actors.models.channels import Channel
 from airy_actors.models.conversations import Contact, Conversation
 from airy_actors.models.messages import DELIVERY_STATES, Message
 from airy_actors.models.schema import MODELS, create_schema
-from airy_actors.models.work import Job, WebhookRequest
+from airy_actors.models.work import FailedEvent, Job, WebhookRequest
 
 __all__ = [
     "MODELS",
@@ -14,6 +14,7 @@ __all__ = [
     "Contact",
     "Conversation",
     "DELIVERY_STATES",
+    "FailedEvent",
     "JSONField",
     "Job",
     "Message",

@@ -12,11 +12,20 @@ from airy_actors.models.base import BaseModel
 from airy_actors.models.channels import Channel
 from airy_actors.models.conversations import Contact, Conversation
 from airy_actors.models.messages import Message
-from airy_actors.models.work import Job, WebhookRequest
+from airy_actors.models.work import FailedEvent, Job, WebhookRequest
 
 logger = logging.getLogger(__name__)
 
-MODELS: list[type[BaseModel]] = [Channel, Contact, Conversation, Message, WebhookRequest, Job, *integrations.MODELS]
+MODELS: list[type[BaseModel]] = [
+    Channel,
+    Contact,
+    Conversation,
+    Message,
+    WebhookRequest,
+    FailedEvent,
+    Job,
+    *integrations.MODELS,
+]
 
 
 def create_schema() -> None:

@@ -41,3 +41,31 @@ class Job(BaseModel):
     error_status = peewee.IntegerField(null=True)
     created_at = peewee.BigIntegerField(default=now_ms)
     updated_at = peewee.BigIntegerField(default=now_ms)
+
+
+class FailedEvent(BaseModel):
+    """One event of a stored webhook request that could not be applied: retried with backoff, then failed.
+
+    The event is found again by its position among the request's parsed events, so nothing of it is copied.
+    ``event_index`` is -1 when the request as a whole could not be applied (it could not even be parsed).
+    """
+
+    id = peewee.CharField(primary_key=True, max_length=36, default=new_id)
+    webhook_request_id = peewee.BigIntegerField()
+    event_index = peewee.IntegerField()
+    page_id = peewee.CharField(max_length=255, null=True)
+    kind = peewee.CharField(max_length=64)
+    error = peewee.TextField()
+    attempts = peewee.IntegerField(default=1)
+    # "retrying" while attempts remain, "failed" once they ran out (listed by /events.failed).
+    status = peewee.CharField(max_length=16, default="retrying")
+    next_attempt_at = peewee.BigIntegerField(default=now_ms)
+    received_at = peewee.BigIntegerField()
+    updated_at = peewee.BigIntegerField(default=now_ms)
+
+    class Meta:
+        indexes = (
+            (("webhook_request_id", "event_index"), True),
+            (("status", "next_attempt_at"), False),
+            (("status", "updated_at", "id"), False),
+        )

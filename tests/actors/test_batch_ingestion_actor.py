@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from airy_actors.ingestion import store_webhook_requests
 from airy_actors.models import Channel, Message, WebhookRequest
+from airy_actors.webhook_requests import store_webhook_requests
 from tests.support import entry, text_message, webhook_body
 from workers import ingestion as ingestion_actors
 

@@ -184,7 +184,7 @@ def test_webhook_answers_503_naming_the_missing_variables_when_unconfigured(serv
 
 def test_a_stored_request_is_processed_even_if_it_was_never_enqueued(db, broker, worker, channel):
     # Given a request stored by a web process that crashed before enqueuing it
-    from airy_actors.ingestion import store_webhook_request
+    from airy_actors.webhook_requests import store_webhook_request
     from workers.sweeper import run_sweeps
 
     store_webhook_request(webhook_body(entry(PAGE, text_message(PAGE, "2001", "m_1", "hello"))))

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from airy_actors import ingestion, integrations
-from airy_actors.ingestion import ingest_webhook_requests, store_webhook_request, store_webhook_requests
+from airy_actors.ingestion import ingest_webhook_requests
 from airy_actors.models import Channel, Contact, Conversation, Message, WebhookRequest, stable_id
 from airy_actors.models.integrations import OutboxEvent
+from airy_actors.webhook_requests import store_webhook_request, store_webhook_requests
 from tests.support import APP_ID, echo, entry, postback, reaction, text_message, webhook_body
 
 PAGE = "1001"

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from airy_actors.ingestion import ingest_webhook_request, stale_webhook_requests, store_webhook_request
+from airy_actors.ingestion import ingest_webhook_request
 from airy_actors.models import Channel, Contact, Conversation, Message, WebhookRequest
+from airy_actors.webhook_requests import stale_webhook_requests, store_webhook_request
 from tests.support import (
     APP_ID,
     echo,

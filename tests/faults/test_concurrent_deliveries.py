@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from airy_actors import ingestion
-from airy_actors.ingestion import store_webhook_requests
 from airy_actors.models import WebhookRequest
+from airy_actors.webhook_requests import store_webhook_requests
 from tests.faults.outcome import (
     assert_each_event_is_one_message,
     assert_requests_stored_once_and_processed,

@@ -4,8 +4,8 @@ of the others."""
 from __future__ import annotations
 
 from airy_actors import ingestion
-from airy_actors.ingestion import store_webhook_requests
 from airy_actors.models import Message, WebhookRequest
+from airy_actors.webhook_requests import store_webhook_requests
 from tests.faults.outcome import assert_each_event_is_one_message
 from tests.support import entry, text_message, wait_until, webhook_body
 from workers.ingestion import ingest_webhook_requests

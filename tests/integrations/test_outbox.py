@@ -8,9 +8,9 @@ import pytest
 from airy_actors import integrations, outbox, reading
 from airy_actors.conversations import ensure_conversation, insert_message, save_metadata
 from airy_actors.db import write_transaction
-from airy_actors.ingestion import apply_profile
 from airy_actors.models import Channel, Message
 from airy_actors.models.integrations import OutboxEvent, WebhookDelivery
+from airy_actors.profiles import apply_profile
 from airy_actors.representations import channel_json
 
 PSID = "2001"

@@ -1,0 +1,145 @@
+"""What each event does to conversations and messages: messages, echoes, reactions, edits, receipts.
+
+Every function here is safe to run twice for the same event: messages are keyed by Facebook's ``mid``,
+reactions and receipts set values, edits are counted by ``num_edit``. The caller holds the transaction (a
+savepoint of its own for each event, so that one event that cannot be applied takes no other with it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from airy_actors.conversations import ensure_conversation, find_message, insert_message, save_metadata
+from airy_actors.facebook_events import (
+    InboundEvent,
+    InboundMessage,
+    MessageEdited,
+    ReactionChanged,
+    ReceiptWatermark,
+)
+from airy_actors.models import Channel, Conversation, Message, stable_id
+from airy_actors.sending import claim_echo
+from airy_actors.timestamps import iso_ms
+
+
+@dataclass
+class IngestionResult:
+    """What an ingestion did, for the actor to act on after the commit."""
+
+    messages_created: int = 0
+    events_applied: int = 0
+    contacts_created: list[str] = field(default_factory=list)
+    deferred_event_id: int | None = None
+    deferred_delay_ms: int = 0
+    failed_event_ids: list[str] = field(default_factory=list)
+    already_processed: bool = False
+
+
+def event_kind(event: object) -> str:
+    """The event's kind as Meta names it (``message``, ``postback``, ``reaction``, ...), for logs and lists."""
+    if isinstance(event, InboundMessage):
+        if event.postback is not None:
+            return "postback"
+        return "echo" if event.is_echo else "message"
+    if isinstance(event, ReceiptWatermark):
+        return "read" if event.kind == "read" else "delivery"
+    return _KINDS.get(type(event), type(event).__name__)
+
+
+_KINDS: dict[type, str] = {ReactionChanged: "reaction", MessageEdited: "message_edit"}
+
+
+def apply_event(event: InboundEvent, channel: Channel, app_id: str | None, result: IngestionResult) -> bool:
+    """Applies one event. Returns False when its target message is not stored yet."""
+    if isinstance(event, InboundMessage):
+        return _apply_message(event, channel, app_id, result)
+    if isinstance(event, ReceiptWatermark):
+        _apply_receipt(event, channel)
+        result.events_applied += 1
+        return True
+    target = find_message(channel, event.source_message_id)
+    if target is None:
+        return False
+    if isinstance(event, ReactionChanged):
+        _apply_reaction(event, target)
+    elif isinstance(event, MessageEdited):
+        _apply_edit(event, target)
+    result.events_applied += 1
+    return True
+
+
+def _apply_message(event: InboundMessage, channel: Channel, app_id: str | None, result: IngestionResult) -> bool:
+    if event.is_echo and app_id is not None and event.app_id == app_id:
+        # Our own send coming back: found by the mid the send actor stored, or by the marker it asked Facebook
+        # to echo (sending.claim_echo); else wait for the actor.
+        ours = find_message(channel, event.source_message_id) or claim_echo(
+            channel, event.source_message_id, event.content
+        )
+        if ours is None:
+            return False
+        if ours.delivery_state == "pending":
+            save_metadata(ours, ours.metadata, delivery_state="delivered")
+        result.events_applied += 1
+        return True
+    ref = ensure_conversation(channel, event.contact_id)
+    if ref.created:
+        result.contacts_created.append(ref.contact.id)
+    metadata = {"postback": event.postback} if event.postback is not None else {}
+    created = insert_message(
+        ref.conversation,
+        message_id=stable_id("message", channel.id, event.source_message_id),
+        source_message_id=event.source_message_id,
+        content=event.content,
+        from_contact=event.from_contact,
+        sender_id=event.sender_id,
+        sent_at=event.sent_at_ms,
+        delivery_state="delivered",
+        metadata=metadata,
+    )
+    result.messages_created += int(created)
+    result.events_applied += 1
+    return True
+
+
+def _apply_reaction(event: ReactionChanged, target: Message) -> None:
+    metadata = dict(target.metadata)
+    current = metadata.get("reaction")
+    sent_at = iso_ms(event.sent_at_ms)
+    if isinstance(current, dict) and str(current.get("sent_at", "")) > str(sent_at):
+        return  # a newer reaction is already shown; this one arrived late
+    if event.action == "react":
+        metadata["reaction"] = {"emoji": event.emoji, "sent_at": sent_at}
+    else:
+        metadata.pop("reaction", None)
+    if metadata != target.metadata:
+        save_metadata(target, metadata)
+
+
+def _apply_edit(event: MessageEdited, target: Message) -> None:
+    metadata = dict(target.metadata)
+    edits = list(metadata.get("edits") or [])
+    if event.num_edit <= len(edits):
+        return  # this edit, or a later one, is already applied
+    content = dict(target.content)
+    inner = dict(content.get("message") or {})
+    edits.append({"text": inner.get("text"), "edited_at": iso_ms(event.edited_at_ms)})
+    inner["text"] = event.text
+    content["message"] = inner
+    metadata["edits"] = edits
+    save_metadata(target, metadata, content=content)
+
+
+def _apply_receipt(event: ReceiptWatermark, channel: Channel) -> None:
+    conversation = Conversation.get_or_none(Conversation.id == stable_id("conversation", channel.id, event.contact_id))
+    if conversation is None:
+        return
+    key = "delivered_at" if event.kind == "delivered" else "read_at"
+    stamp = iso_ms(event.watermark_ms)
+    outbound = Message.select().where(
+        (Message.conversation == conversation.id)
+        & (Message.from_contact == False)  # noqa: E712
+        & ((Message.sent_at <= event.watermark_ms) | Message.source_message_id.in_(event.source_message_ids or ("",)))
+    )
+    for message in outbound:
+        if key not in message.metadata:
+            save_metadata(message, {**message.metadata, key: stamp})
