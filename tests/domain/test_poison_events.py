@@ -30,9 +30,8 @@ def poison_receipt() -> dict:
 
 def test_an_event_that_cannot_be_applied_takes_no_other_event_of_its_request_down(channel):
     # Given a request: a message, an event that cannot be applied, another message
-    body = webhook_body(
-        entry(PAGE, text_message(PAGE, PSID, "m_1", "before"), poison_receipt(), text_message(PAGE, PSID, "m_2", "after"))
-    )
+    before, after = text_message(PAGE, PSID, "m_1", "before"), text_message(PAGE, PSID, "m_2", "after")
+    body = webhook_body(entry(PAGE, before, poison_receipt(), after))
     request_id, _ = store_webhook_request(body)
     # When it is ingested
     [result] = ingest_webhook_requests([request_id], app_id=APP_ID)
