@@ -164,7 +164,7 @@ def claim_echo(channel: Channel, source_message_id: str, event: dict[str, Any]) 
         return message
     if message.source_message_id is not None:
         return None
-    if message.delivery_state == "pending" or message.send_state == "unconfirmed":
+    if message.delivery_state != "delivered":  # the echo proves Facebook has it, whatever we concluded
         _mark_delivered(message, source_message_id)
         logger.info("send confirmed by its echo", extra={"message_id": message.id})
         return message

@@ -102,6 +102,20 @@ def test_an_interrupted_send_never_confirmed_fails_saying_so_and_a_late_echo_sti
     assert (message.delivery_state, message.metadata) == ("delivered", {"source_id": "m_late"})
 
 
+def test_an_echo_settles_a_send_that_a_crash_left_failed_for_another_reason(pending, fake_graph: FakeGraph):
+    # Given a worker that died around its call, and a later run that gave up on the message for its own reasons
+    interrupt(pending, started_ago_ms=50)
+    Message.update(send_state="done").where(Message.id == pending.id).execute()
+    sending.record_failed(pending.id, "the message could not be sent: internal error (OperationalError)")
+    assert reload(pending).delivery_state == "failed"
+    # When Facebook's echo of it arrives, however late
+    our_echo(pending, "m_accepted_after_all")
+    # Then the message is delivered: Facebook has it, whatever we concluded
+    message = reload(pending)
+    assert (message.delivery_state, message.metadata) == ("delivered", {"source_id": "m_accepted_after_all"})
+    assert Message.select().count() == 1
+
+
 def test_an_echo_that_overtakes_the_answer_is_the_same_message(pending, fake_graph: FakeGraph):
     # Given Facebook accepted the message, and its echo was ingested before the worker recorded the answer
     interrupt(pending, started_ago_ms=50)
