@@ -26,6 +26,7 @@ class DeliveryPolicy:
     retention_ms: int = 7 * 24 * 3_600_000
 
 
+_policy = DeliveryPolicy()
 _client: httpx.Client | None = None
 _client_lock = threading.Lock()
 
