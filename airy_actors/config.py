@@ -17,6 +17,7 @@ from airy_actors.errors import ConfigError
 
 DEFAULT_GRAPH_URL = "https://graph.facebook.com/v25.0"
 DEFAULT_DATA_DIR = ".airy"
+MIB = 1024 * 1024
 FACEBOOK_VARIABLES = ("FACEBOOK_APP_ID", "FACEBOOK_APP_SECRET", "FACEBOOK_WEBHOOK_SECRET")
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,12 @@ class Settings:
     graph_timeout_ms: int = 10_000
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     broker_namespace: str = "airy"
+    public_url: str | None = None  # unset: http://<host>:<port> of the web, known once it serves
+    media_store: str = f"file:{DEFAULT_DATA_DIR}/media"
+    media_max_bytes: int = 25 * MIB
+    webhooks_allow_private: bool = False
+    delivery_timeout_ms: int = 10_000
+    spool_max_bytes: int = 1024 * MIB
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -61,6 +68,12 @@ class Settings:
             graph_timeout_ms=_milliseconds(env, "AIRY_GRAPH_TIMEOUT_MS", 10_000),
             data_dir=data_dir,
             broker_namespace=_text(env, "AIRY_BROKER_NAMESPACE") or "airy",
+            public_url=_optional_url(env, "AIRY_PUBLIC_URL", ("http", "https")),
+            media_store=_text(env, "AIRY_MEDIA_STORE") or f"file:{data_dir}/media",
+            media_max_bytes=_bytes(env, "AIRY_MEDIA_MAX_BYTES", 25 * MIB),
+            webhooks_allow_private=_flag(env, "AIRY_WEBHOOKS_ALLOW_PRIVATE"),
+            delivery_timeout_ms=_milliseconds(env, "AIRY_DELIVERY_TIMEOUT_MS", 10_000),
+            spool_max_bytes=_bytes(env, "AIRY_SPOOL_MAX_BYTES", 1024 * MIB),
         )
         return settings
 
@@ -109,6 +122,22 @@ def _milliseconds(env: Mapping[str, str], name: str, default: int) -> int:
     if number <= 0:
         raise ConfigError(f"{name} must be positive, got {number}")
     return number
+
+
+def _bytes(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _text(env, name)
+    if value is None:
+        return default
+    if not value.isdigit() or int(value) <= 0:
+        raise ConfigError(f"{name} must be a positive whole number of bytes, got {value!r}")
+    return int(value)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = (_text(env, name) or "false").lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return value in ("true", "1", "yes")
 
 
 _settings: Settings | None = None

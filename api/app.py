@@ -58,10 +58,12 @@ WRITERS_CLOSE_TIMEOUT_S = 5.0
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    """When the web stops, its writers finish: the webhook requests they hold back are enqueued at once.
+    """The webhook's writer starts with the web, to drain a spool that a stopped web left behind.
 
-    Otherwise those answered in the last few milliseconds would wait for the sweeper (30 s and more).
+    When the web stops, its writers finish: the webhook requests they hold back are enqueued at once. Otherwise
+    those answered in the last few milliseconds would wait for the sweeper (30 s and more).
     """
+    facebook_writer.writer.start()
     yield
     for writer in (facebook_writer.writer, send_writer.writer):
         await asyncio.to_thread(writer.close, WRITERS_CLOSE_TIMEOUT_S)

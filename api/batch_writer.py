@@ -50,6 +50,10 @@ class BatchWriter(Generic[Item, Result]):
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
+    def start(self) -> None:
+        """Starts the thread now, rather than at the first :meth:`submit` (for what :meth:`due_in` asks)."""
+        self._start()
+
     async def submit(self, item: Item) -> Result:
         """Returns ``item``'s result once its batch is written, or raises its error."""
         loop = asyncio.get_running_loop()

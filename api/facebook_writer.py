@@ -10,6 +10,11 @@ The stored requests are then enqueued for ingestion, many to a message, at most 
 were answered. A send to Redis costs the web more than an HTTP exchange (130 µs of CPU, and about a
 millisecond of the writer's time when the web is busy), so sending one for each batch halved the rate at
 which the web accepted requests.
+
+While the database is unreachable, requests are appended to the local spool (:mod:`airy_actors.spool`, fsync'd
+before the answer) and answered 200, so that Facebook never sees an outage; new requests keep going there until
+the spool is drained into the database, in order, by this same thread. Past ``AIRY_SPOOL_MAX_BYTES`` the
+webhook answers 503.
 """
 
 from __future__ import annotations
@@ -20,8 +25,11 @@ import time
 import peewee
 import redis
 from dramatiq.errors import BrokerError
+from playhouse.pool import MaxConnectionsExceeded
 
+from airy_actors.config import get_settings
 from airy_actors.db import database
+from airy_actors.spool import Spool
 from airy_actors.webhook_requests import store_webhook_requests
 from api.batch_writer import BatchWriter
 from workers.ingestion import ingest_webhook_requests
@@ -39,6 +47,11 @@ ENQUEUE_WITHIN_S = 0.005
 GATHER_S = 0.00015
 
 Stored = tuple[int, bool]  # a request's row id, and whether this batch stored it
+SPOOLED: Stored = (0, False)  # kept in the spool, to be stored once the database answers
+# Errors that say the database cannot be reached (as opposed to a request it refuses).
+OUTAGE_ERRORS = (peewee.OperationalError, peewee.InterfaceError, MaxConnectionsExceeded)
+DRAIN_RETRY_S = 1.0  # while spooling, how often the database is tried again
+SPOOL_CHECK_S = 5.0  # otherwise, how often the spool is looked at (left by a web that crashed while spooling)
 
 
 class WebhookWriter(BatchWriter[bytes, Stored]):
@@ -53,9 +66,30 @@ class WebhookWriter(BatchWriter[bytes, Stored]):
         super().__init__("webhook-writer", max_batch, gather_s=GATHER_S)
         self._unsent: list[int] = []
         self._unsent_since = 0.0  # when the oldest of the unsent was answered (time.monotonic)
+        self._spool: Spool | None = None
+        self.spooling = False
+        self._next_spool_check = 0.0  # time.monotonic() of the next drain, or of the next look at the spool
+
+    @property
+    def spool(self) -> Spool:
+        """The spool of this web process (its directory is shared with the others on the host)."""
+        if self._spool is None:
+            settings = get_settings()
+            self._spool = Spool(settings.data_dir / "spool", settings.spool_max_bytes)
+        return self._spool
 
     def write(self, batch: list[bytes]) -> list[Stored | Exception]:
-        return list(_store(batch))
+        if not self.spooling:
+            try:
+                return list(_store(batch))
+            except OUTAGE_ERRORS as error:
+                logger.warning(
+                    "the database is unreachable: spooling webhook requests", extra={"error": type(error).__name__}
+                )
+                self.spooling = True
+                self._next_spool_check = time.monotonic() + DRAIN_RETRY_S
+        self.spool.append(batch)  # SpoolFull (503) past AIRY_SPOOL_MAX_BYTES
+        return [SPOOLED] * len(batch)
 
     def after(self, results: list[Stored | Exception]) -> None:
         """Enqueues the newly stored requests once they fill a message; the rest waits, at most 5 ms.
@@ -73,15 +107,49 @@ class WebhookWriter(BatchWriter[bytes, Stored]):
             _enqueue(full)
 
     def due_in(self) -> float | None:
-        return self._unsent_since + ENQUEUE_WITHIN_S - time.monotonic() if self._unsent else None
+        now = time.monotonic()
+        spool_in = self._next_spool_check - now
+        return min(self._unsent_since + ENQUEUE_WITHIN_S - now, spool_in) if self._unsent else spool_in
 
     def when_due(self) -> None:
-        unsent, self._unsent = self._unsent, []
-        _enqueue(unsent)
+        if self._unsent:
+            unsent, self._unsent = self._unsent, []
+            _enqueue(unsent)
+        if time.monotonic() >= self._next_spool_check:
+            self._drain_spool()
+
+    def _drain_spool(self) -> None:
+        """Moves what the spool holds into the database, in order; stops spooling once it is empty."""
+        if not self.spooling:
+            self._next_spool_check = time.monotonic() + SPOOL_CHECK_S
+            if not self.spool.pending():
+                return
+            self.spooling = True  # left by a web that stopped or crashed while spooling: drain it first
+        try:
+            drained = self.spool.drain(self._store_drained, batch=REQUESTS_PER_MESSAGE)
+        except OUTAGE_ERRORS:
+            database.close()
+            self._next_spool_check = time.monotonic() + DRAIN_RETRY_S
+            return
+        if drained:
+            logger.info("drained spooled webhook requests into the database", extra={"requests": drained})
+        if self.spool.pending():  # another web is draining, or a writer elsewhere is still appending
+            self._next_spool_check = time.monotonic() + DRAIN_RETRY_S
+            return
+        self.spooling = False
+        self._next_spool_check = time.monotonic() + SPOOL_CHECK_S
+        logger.info("the spool is empty: storing webhook requests in the database again")
+
+    def _store_drained(self, bodies: list[bytes]) -> None:
+        _enqueue([row_id for row_id, new in _store(bodies) if new])
 
     def closing(self) -> None:
-        """Enqueues what waits, and gives the kept connection back to the pool."""
-        super().closing()
+        """Enqueues what waits, gives the kept connection back to the pool, and lets go of the spool segment."""
+        if self._unsent:
+            unsent, self._unsent = self._unsent, []
+            _enqueue(unsent)
+        if self._spool is not None:
+            self._spool.close()
         if not database.is_closed():
             database.close()
 

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from airy_actors.db import database
+from api.facebook_writer import writer
 from workers.broker import broker
 
 logger = logging.getLogger(__name__)
@@ -33,9 +34,20 @@ def _check_broker() -> str:
         return "unavailable"
 
 
+def _spool() -> dict[str, object]:
+    try:
+        return {"bytes": writer.spool.size_bytes(), "spooling": writer.spooling}
+    except OSError as exc:
+        logger.warning("health: spool check failed", extra={"error": type(exc).__name__})
+        return {"bytes": None, "spooling": writer.spooling}
+
+
 async def health(request: Request) -> JSONResponse:
     checks = {"database": await run_in_threadpool(_check_database), "broker": await run_in_threadpool(_check_broker)}
+    spool = {"spool": await run_in_threadpool(_spool)}
     if all(value == "ok" for value in checks.values()):
-        return JSONResponse({"status": "ok", **checks})
+        return JSONResponse({"status": "ok", **checks, **spool})
     down = ", ".join(name for name, value in checks.items() if value != "ok")
-    return JSONResponse({"status": "unavailable", "message": f"unavailable: {down}", **checks}, status_code=503)
+    return JSONResponse(
+        {"status": "unavailable", "message": f"unavailable: {down}", **checks, **spool}, status_code=503
+    )

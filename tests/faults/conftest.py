@@ -41,13 +41,21 @@ def namespace(redis_server: None) -> Iterator[str]:
 
 
 @pytest.fixture
-def process_env(namespace: str, fake_graph: FakeGraph) -> dict[str, str]:
-    """The environment of the product's processes: the test session's settings, this test's namespace.
+def process_env(namespace: str, fake_graph: FakeGraph, tmp_path: Path) -> dict[str, str]:
+    """The environment of the product's processes: the test session's settings, this test's namespace and
+    data folder (the webhook's spool).
 
     ``fake_graph`` makes ``FACEBOOK_GRAPH_URL`` point at the fake, so profile fetches stay on this machine.
     """
     env = dict(os.environ)
-    env.update({"AIRY_BROKER_NAMESPACE": namespace, "AIRY_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "AIRY_BROKER_NAMESPACE": namespace,
+            "AIRY_LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+            "AIRY_DATA_DIR": str(tmp_path / "data"),
+        }
+    )
     env.pop("PORT", None)
     return env
 
