@@ -19,7 +19,7 @@ import peewee
 from airy_actors.backoff import backoff_ms
 from airy_actors.db import is_postgres
 from airy_actors.errors import NotFound
-from airy_actors.models import FailedEvent, WebhookRequest, new_id
+from airy_actors.models import FailedEvent, new_id
 from airy_actors.pagination import paginate
 from airy_actors.timestamps import iso_ms, now_ms
 
@@ -180,10 +180,3 @@ def retry(failed_event_id: str) -> str:
     if not updated:
         raise NotFound(f"id {failed_event_id} is not a failed event")
     return failed_event_id
-
-
-def request_received_at(webhook_request_id: int) -> int:
-    """When the request of a failure arrived (now, when the request is gone)."""
-    row = WebhookRequest.get_or_none(WebhookRequest.id == webhook_request_id)
-    return row.received_at if row is not None else now_ms()
-

@@ -25,15 +25,6 @@ ON CONFLICT (digest) DO NOTHING RETURNING digest, id
 """
 
 
-def store_webhook_request(body: bytes) -> tuple[int, bool]:
-    """Stores a verified webhook request durably.
-
-    Returns:
-      The row's id, and whether it is new (a request delivered twice is stored once).
-    """
-    return store_webhook_requests([body])[0]
-
-
 def store_webhook_requests(bodies: list[bytes]) -> list[tuple[int, bool]]:
     """Stores verified webhook requests durably, in one statement committed on its own (where RETURNING works).
 

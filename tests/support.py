@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 import uvicorn
 
+from airy_actors.webhook_requests import store_webhook_requests
+
 T = TypeVar("T")
 
 APP_ID = "1517776481860111"
@@ -139,3 +141,8 @@ def receipt(page_id: str, psid: str, kind: str, watermark: int, mids: list[str] 
         event["timestamp"] = watermark
         event["read"] = {"watermark": watermark}
     return event
+
+
+def store_webhook_request(body: bytes) -> tuple[int, bool]:
+    """Stores one signed webhook body as the web does; returns its row id and whether it is new."""
+    return store_webhook_requests([body])[0]

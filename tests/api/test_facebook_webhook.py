@@ -184,7 +184,8 @@ def test_webhook_answers_503_naming_the_missing_variables_when_unconfigured(serv
 
 def test_a_stored_request_is_processed_even_if_it_was_never_enqueued(db, broker, worker, channel):
     # Given a request stored by a web process that crashed before enqueuing it
-    from airy_actors.webhook_requests import store_webhook_request
+
+    from tests.support import store_webhook_request
     from workers.sweeper import run_sweeps
 
     store_webhook_request(webhook_body(entry(PAGE, text_message(PAGE, "2001", "m_1", "hello"))))
@@ -197,7 +198,7 @@ def test_a_stored_request_is_processed_even_if_it_was_never_enqueued(db, broker,
 def test_health_is_ok_when_database_and_broker_answer(api):
     answer = api.get("/health")
     assert answer.status_code == 200
-    assert answer.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert answer.json() == {"status": "ok", "database": "ok", "broker": "ok", "spool": {"bytes": 0, "spooling": False}}
 
 
 def _conversations_with(api, total: int):

@@ -9,8 +9,8 @@ from airy_actors import ingestion, integrations
 from airy_actors.ingestion import ingest_webhook_requests
 from airy_actors.models import Channel, Contact, Conversation, Message, WebhookRequest, stable_id
 from airy_actors.models.integrations import OutboxEvent
-from airy_actors.webhook_requests import store_webhook_request, store_webhook_requests
-from tests.support import APP_ID, echo, entry, postback, reaction, text_message, webhook_body
+from airy_actors.webhook_requests import store_webhook_requests
+from tests.support import APP_ID, echo, entry, postback, reaction, store_webhook_request, text_message, webhook_body
 
 PAGE = "1001"
 ALICE, BOB = "2001", "2002"

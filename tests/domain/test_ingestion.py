@@ -8,7 +8,7 @@ import pytest
 
 from airy_actors.ingestion import ingest_webhook_request
 from airy_actors.models import Channel, Contact, Conversation, Message, WebhookRequest
-from airy_actors.webhook_requests import stale_webhook_requests, store_webhook_request
+from airy_actors.webhook_requests import stale_webhook_requests
 from tests.support import (
     APP_ID,
     echo,
@@ -17,6 +17,7 @@ from tests.support import (
     postback,
     reaction,
     receipt,
+    store_webhook_request,
     text_message,
     webhook_body,
 )

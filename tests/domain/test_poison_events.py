@@ -7,8 +7,7 @@ import pytest
 from airy_actors import event_failures
 from airy_actors.ingestion import ingest_webhook_request, ingest_webhook_requests, retry_failed_event
 from airy_actors.models import Channel, FailedEvent, Message, WebhookRequest
-from airy_actors.webhook_requests import store_webhook_request
-from tests.support import APP_ID, entry, reaction, receipt, text_message, webhook_body
+from tests.support import APP_ID, entry, reaction, receipt, store_webhook_request, text_message, webhook_body
 
 PAGE = "1001"
 PSID = "2001"

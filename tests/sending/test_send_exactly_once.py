@@ -12,10 +12,9 @@ from airy_actors.ingestion import ingest_webhook_request
 from airy_actors.models import Channel, Conversation, Message
 from airy_actors.sending import SendRequest, accept_send, deliver, delivery, stale_sends
 from airy_actors.timestamps import now_ms
-from airy_actors.webhook_requests import store_webhook_request
 from tests.fake_graph import FakeGraph
 from tests.sending.conftest import PAGE_ID
-from tests.support import APP_ID, echo, entry, webhook_body
+from tests.support import APP_ID, echo, entry, store_webhook_request, webhook_body
 from workers.sending import get_throttle
 
 PSID = "2001"
