@@ -9,10 +9,10 @@ import redis
 from playhouse.pool import MaxConnectionsExceeded
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from airy_actors.errors import AiryError
+from api.responses import JSONResponse
 
 logger = logging.getLogger(__name__)
 

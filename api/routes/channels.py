@@ -12,7 +12,6 @@ import logging
 import redis
 from dramatiq.errors import BrokerError
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from airy_actors import channels, jobs
@@ -20,6 +19,7 @@ from airy_actors.config import Settings
 from api import jobs as job_waits
 from api.bodies import Body
 from api.database import in_database
+from api.responses import JSONResponse
 from api.routes.facebook_webhook import require_facebook
 from workers.channels import connect_page, disconnect_page, explore_pages
 

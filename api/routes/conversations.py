@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from airy_actors import reading
 from airy_actors.errors import BadRequest
 from api.bodies import Body
 from api.database import in_database
+from api.responses import JSONResponse
 
 
 async def conversations_list(request: Request) -> JSONResponse:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from airy_actors import event_failures
 from api.bodies import Body
 from api.database import in_database
+from api.responses import JSONResponse
 from workers.ingestion import retry_failed_event
 
 

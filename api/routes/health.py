@@ -6,10 +6,10 @@ import logging
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from airy_actors.db import database
 from api.facebook_writer import writer
+from api.responses import JSONResponse
 from workers.broker import broker
 
 logger = logging.getLogger(__name__)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from airy_actors import integrations, outbox
 from api.bodies import Body
 from api.database import in_database
+from api.responses import JSONResponse
 from workers.integrations import start_lane
 
 

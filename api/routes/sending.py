@@ -6,13 +6,13 @@ Sends are accepted in batches by api.send_writer; each request is answered with 
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from airy_actors import sending
 from airy_actors.errors import BadRequest
 from airy_actors.representations import message_json
 from api.bodies import Body
+from api.responses import JSONResponse
 from api.send_writer import writer
 
 
