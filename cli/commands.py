@@ -21,6 +21,9 @@ from airy_actors.logs import configure_logging
 from airy_actors.processes import die_with_parent, signal_tree
 from airy_actors.runtime import prepare_process
 from cli.embedded_redis import EmbeddedRedis
+from cli.supervision import WorkerSupervisor
+from workers.queues import ALL as ALL_QUEUES
+from workers.queues import parse_queues
 
 logger = logging.getLogger("cli.commands")
 
@@ -42,6 +45,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker = commands.add_parser("worker", help="Dramatiq worker processes; run more to scale")
     worker.add_argument("--processes", type=int, default=2)
     worker.add_argument("--threads", type=int, default=12)
+    worker.add_argument(
+        "--queues",
+        type=_queue_list,
+        default=None,
+        metavar="Q1,Q2",
+        help=f"consume only these queues (default: all of {','.join(ALL_QUEUES)})",
+    )
     args = parser.parse_args(argv)
     configure_logging()
     try:
@@ -50,10 +60,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_serve(settings, args.host, args.port, args.processes, args.threads)
         if args.command == "web":
             return run_web(settings, args.host, args.port, args.workers)
-        return run_worker(settings, args.processes, args.threads)
+        return run_worker(settings, args.processes, args.threads, args.queues)
     except ConfigError as error:
         print(f"airy-actors: configuration error: {error.message}", file=sys.stderr)
         return 2
+
+
+def _queue_list(text: str) -> tuple[str, ...]:
+    try:
+        return parse_queues(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _with_redis(settings: Settings) -> tuple[Settings, EmbeddedRedis | None]:
@@ -103,16 +120,18 @@ def _stopping(signum: int, frame: object) -> None:
 
 
 def run_serve(settings: Settings, host: str, port: int, processes: int, threads: int) -> int:
-    """Runs the API in this process and a Dramatiq worker as a child; stops both, and Redis, together."""
+    """Runs the API in this process and Dramatiq workers of every queue as a child, restarted when they die;
+    stops both, and Redis, together.
+    """
     settings, embedded = _with_redis(settings)
-    worker: subprocess.Popen[bytes] | None = None
+    supervisor: WorkerSupervisor | None = None
     try:
         _prepare(settings)
-        worker = _spawn_worker(processes, threads)
+        supervisor = WorkerSupervisor(lambda: _spawn_worker(processes, threads), _stop).start()
         _uvicorn(settings, host, port)
     finally:
-        if worker is not None:
-            _stop(worker)
+        if supervisor is not None:
+            supervisor.stop()
         if embedded is not None:
             embedded.stop()
     return 0
@@ -129,10 +148,16 @@ def run_web(settings: Settings, host: str, port: int, workers: int = 1) -> int:
     return 0
 
 
-def run_worker(settings: Settings, processes: int, threads: int) -> int:
+def run_worker(settings: Settings, processes: int, threads: int, queues: Sequence[str] | None = None) -> int:
+    """Runs Dramatiq's worker processes (of ``queues``, or of every queue) until a signal stops them.
+
+    Returns:
+      0 once stopped by SIGTERM or SIGINT; non-zero when the workers died on their own (Dramatiq stops them all
+      when one of its worker processes dies), so that the process supervisor restarts this command.
+    """
     settings, embedded = _with_redis(settings)
     _prepare(settings)  # fail here, clearly, rather than in every forked worker
-    worker = _spawn_worker(processes, threads)
+    worker = _spawn_worker(processes, threads, queues)
     stopping = False
 
     def forward(signum: int, frame: object) -> None:
@@ -148,10 +173,16 @@ def run_worker(settings: Settings, processes: int, threads: int) -> int:
         _stop(worker)
         if embedded is not None:
             embedded.stop()
-    return 0 if stopping else code
+    if stopping:
+        return 0
+    logger.error(
+        f"the workers exited unexpectedly (code {code}); exiting so that the process supervisor restarts them",
+        extra={"code": code},
+    )
+    return code if code > 0 else 1
 
 
-def _spawn_worker(processes: int, threads: int) -> subprocess.Popen[bytes]:
+def _spawn_worker(processes: int, threads: int, queues: Sequence[str] | None = None) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
         "-m",
@@ -165,7 +196,11 @@ def _spawn_worker(processes: int, threads: int) -> subprocess.Popen[bytes]:
         "--worker-shutdown-timeout",
         "20000",
     ]
-    logger.info("starting workers", extra={"processes": processes, "threads": threads})
+    if queues:
+        command += ["--queues", *queues]
+    logger.info(
+        "starting workers", extra={"processes": processes, "threads": threads, "queues": list(queues or ["all"])}
+    )
     return subprocess.Popen(command, env=os.environ.copy(), preexec_fn=die_with_parent)
 
 

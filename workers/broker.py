@@ -17,6 +17,7 @@ from dramatiq.middleware import CurrentMessage
 from airy_actors.config import get_settings
 from airy_actors.errors import ConfigError
 from workers.database_connections import DatabaseConnections
+from workers.heartbeat import Heartbeat
 from workers.scheduler import PeriodicScheduler
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def build_broker() -> RedisBroker:
     redis_broker.add_middleware(CurrentMessage())
     redis_broker.add_middleware(DatabaseConnections())
     redis_broker.add_middleware(PeriodicScheduler(redis_broker.client, settings.broker_namespace))
+    redis_broker.add_middleware(Heartbeat(redis_broker.client, settings.broker_namespace))
     dramatiq.set_broker(redis_broker)
     return redis_broker
 

@@ -15,6 +15,7 @@ from dramatiq.errors import ActorNotFound
 from airy_actors import channels, explore, jobs
 from airy_actors.config import get_settings
 from airy_actors.graph import GraphError, get_graph_client
+from workers import queues
 from workers.attempts import is_last_attempt
 from workers.broker import broker
 from workers.jobs import run_job
@@ -30,13 +31,13 @@ EXPLORE_MEMBER_PRIORITY = 10  # behind connects and disconnects that arrive duri
 JOB_RETRIES: dict[str, Any] = {"max_retries": 2, "min_backoff": 500, "max_backoff": 2_000}
 
 
-@dramatiq.actor(queue_name="channels", time_limit=60_000, **JOB_RETRIES)
+@dramatiq.actor(queue_name=queues.CHANNELS, time_limit=60_000, **JOB_RETRIES)
 def connect_page(job_id: str) -> None:
     """Runs a ``facebook.connect`` job."""
     run_job(job_id, lambda arguments: channels.connect_page(get_graph_client(), **arguments))
 
 
-@dramatiq.actor(queue_name="channels", time_limit=10 * 60_000, **JOB_RETRIES)
+@dramatiq.actor(queue_name=queues.CHANNELS, time_limit=10 * 60_000, **JOB_RETRIES)
 def explore_pages(job_id: str) -> None:
     """Runs a ``facebook.explore`` job: pages through /me/accounts and fans the pages out to members."""
     state = explore.ExploreState(broker.client, broker.namespace, job_id)
@@ -56,7 +57,7 @@ def explore_pages(job_id: str) -> None:
     run_job(job_id, work)
 
 
-@dramatiq.actor(queue_name="explore", priority=EXPLORE_MEMBER_PRIORITY, time_limit=60_000, **JOB_RETRIES)
+@dramatiq.actor(queue_name=queues.EXPLORE, priority=EXPLORE_MEMBER_PRIORITY, time_limit=60_000, **JOB_RETRIES)
 def explore_page(job_id: str, page_id: str, name: str, position: int, check_subscription: bool) -> None:
     """One member of an explore: looks at one page, and finishes the job if it was the last one."""
     state = explore.ExploreState(broker.client, broker.namespace, job_id)
@@ -77,7 +78,7 @@ def _join(state: explore.ExploreState, job_id: str) -> None:
         check_channel_health.send(channel_id)
 
 
-@dramatiq.actor(queue_name="channels", max_retries=5, min_backoff=1_000, max_backoff=30_000, time_limit=60_000)
+@dramatiq.actor(queue_name=queues.CHANNELS, max_retries=5, min_backoff=1_000, max_backoff=30_000, time_limit=60_000)
 def disconnect_page(channel_id: str) -> None:
     """Unsubscribes our app from a disconnected page at Facebook, then deletes the page's token."""
     try:
@@ -87,7 +88,7 @@ def disconnect_page(channel_id: str) -> None:
 
 
 @periodic(interval_ms=HEALTH_CHECK_INTERVAL_MS)
-@dramatiq.actor(queue_name="health", max_retries=0, time_limit=60_000)
+@dramatiq.actor(queue_name=queues.HEALTH, max_retries=0, time_limit=60_000)
 def check_channels_health() -> None:
     """Enqueues one health check per connected channel, so that one slow page does not hold up the others."""
     channel_ids = channels.connected_channel_ids()
@@ -96,7 +97,7 @@ def check_channels_health() -> None:
     logger.info("channel health checks enqueued", extra={"channels": len(channel_ids)})
 
 
-@dramatiq.actor(queue_name="health", max_retries=2, min_backoff=5_000, max_backoff=60_000, time_limit=60_000)
+@dramatiq.actor(queue_name=queues.HEALTH, max_retries=2, min_backoff=5_000, max_backoff=60_000, time_limit=60_000)
 def check_channel_health(channel_id: str) -> None:
     """Checks one channel's token and webhook subscription, subscribing again where Facebook dropped us."""
     try:

@@ -10,6 +10,7 @@ from airy_actors import channels, event_failures, ingestion, profiles, webhook_r
 from airy_actors.config import get_settings
 from airy_actors.graph import ErrorKind, GraphError, get_graph_client
 from airy_actors.models import Channel, Contact
+from workers import queues
 from workers.broker import broker  # noqa: F401  (binds the actors below to the configured broker)
 from workers.sweeper import register_sweep
 
@@ -21,7 +22,7 @@ logger = logging.getLogger(__name__)
 RETRIES = {"max_retries": 20, "min_backoff": 500, "max_backoff": 60_000}
 
 
-@dramatiq.actor(queue_name="ingestion", time_limit=60_000, **RETRIES)
+@dramatiq.actor(queue_name=queues.INGESTION, time_limit=60_000, **RETRIES)
 def ingest_webhook_request(webhook_request_id: int, together: bool = True) -> None:
     """Applies one stored webhook request; enqueues profile fetches and deferred retries after the commit.
 
@@ -34,7 +35,7 @@ def ingest_webhook_request(webhook_request_id: int, together: bool = True) -> No
     _after_commit([webhook_request_id], [result])
 
 
-@dramatiq.actor(queue_name="ingestion", time_limit=60_000, **RETRIES)
+@dramatiq.actor(queue_name=queues.INGESTION, time_limit=60_000, **RETRIES)
 def ingest_webhook_requests(webhook_request_ids: list[int]) -> None:
     """Applies stored webhook requests that the web stored together, in one transaction.
 
@@ -91,7 +92,7 @@ def _after_commit(webhook_request_ids: list[int], results: list[ingestion.Ingest
     )
 
 
-@dramatiq.actor(queue_name="profiles", max_retries=5, min_backoff=1_000, max_backoff=60_000, time_limit=30_000)
+@dramatiq.actor(queue_name=queues.PROFILES, max_retries=5, min_backoff=1_000, max_backoff=60_000, time_limit=30_000)
 def fetch_contact_profile(contact_id: str) -> None:
     """Fetches a contact's name and picture from the Graph API, once."""
     contact = Contact.get_or_none(Contact.id == contact_id)
@@ -130,7 +131,7 @@ def sweep_contact_profiles() -> int:
     return len(ids)
 
 
-@dramatiq.actor(queue_name="ingestion", time_limit=60_000, **RETRIES)
+@dramatiq.actor(queue_name=queues.INGESTION, time_limit=60_000, **RETRIES)
 def retry_failed_event(failed_event_id: str) -> None:
     """Applies an event that could not be applied before; runs again after a backoff while attempts remain."""
     result = ingestion.retry_failed_event(failed_event_id, app_id=get_settings().facebook_app_id)

@@ -10,6 +10,7 @@ from dramatiq.errors import BrokerError
 
 from airy_actors import integrations, outbox
 from airy_actors.integrations import Lane
+from workers import queues
 from workers.broker import broker  # noqa: F401  (binds the actors below to the configured broker)
 from workers.scheduler import periodic
 from workers.sweeper import register_sweep
@@ -21,7 +22,7 @@ MAX_DRAIN_BATCHES = 20
 
 
 @periodic(interval_ms=DRAIN_INTERVAL_MS)
-@dramatiq.actor(queue_name="webhooks", max_retries=0, time_limit=60_000)
+@dramatiq.actor(queue_name=queues.WEBHOOKS, max_retries=0, time_limit=60_000)
 def drain_outbox() -> None:
     """Fans committed outbox events out to subscriptions and starts their lanes.
 
@@ -35,7 +36,7 @@ def drain_outbox() -> None:
             return
 
 
-@dramatiq.actor(queue_name="webhooks", max_retries=3, min_backoff=1_000, max_backoff=30_000, time_limit=120_000)
+@dramatiq.actor(queue_name=queues.WEBHOOKS, max_retries=3, min_backoff=1_000, max_backoff=30_000, time_limit=120_000)
 def deliver_webhooks(subscription_id: str, ordering_key: str) -> None:
     """Sends one lane's pending deliveries in order; runs again later when the subscriber failed."""
     lane = Lane(subscription_id, ordering_key)

@@ -17,6 +17,7 @@ import dramatiq
 from airy_actors import sending
 from airy_actors.graph import get_graph_client
 from airy_actors.throttling import PageThrottle
+from workers import queues
 from workers.attempts import is_last_attempt
 from workers.broker import broker  # noqa: F401  (binds the actors below to the configured broker)
 from workers.sweeper import register_sweep
@@ -37,7 +38,7 @@ def get_throttle() -> PageThrottle:
 
 
 @dramatiq.actor(
-    queue_name="sending", max_retries=MAX_RETRIES, min_backoff=1_000, max_backoff=60_000, time_limit=120_000
+    queue_name=queues.SENDING, max_retries=MAX_RETRIES, min_backoff=1_000, max_backoff=60_000, time_limit=120_000
 )
 def deliver_message(message_id: str) -> None:
     """Sends one outbound message to Facebook, or settles it; runs again later when it must."""
@@ -56,7 +57,7 @@ def deliver_message(message_id: str) -> None:
 
 
 @dramatiq.actor(
-    queue_name="sending", max_retries=MAX_RETRIES, min_backoff=1_000, max_backoff=60_000, time_limit=120_000
+    queue_name=queues.SENDING, max_retries=MAX_RETRIES, min_backoff=1_000, max_backoff=60_000, time_limit=120_000
 )
 def deliver_messages(message_ids: list[str]) -> None:
     """Sends outbound messages to Facebook together, or settles them; runs them again later when it must."""

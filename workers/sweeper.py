@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import dramatiq
 
+from workers import queues
 from workers.broker import broker  # noqa: F401  (binds the actor below to the configured broker)
 from workers.scheduler import periodic
 
@@ -42,7 +43,7 @@ def run_sweeps() -> dict[str, int]:
 
 
 @periodic(interval_ms=SWEEP_INTERVAL_MS)
-@dramatiq.actor(queue_name="maintenance", max_retries=0, time_limit=60_000)
+@dramatiq.actor(queue_name=queues.MAINTENANCE, max_retries=0, time_limit=60_000)
 def sweep() -> None:
     """Re-enqueues stale work of every kind."""
     counts = run_sweeps()

@@ -1,4 +1,8 @@
-"""``GET /health``: 200 when the database and the broker answer."""
+"""``GET /health``: 200 when the database and the broker answer and a live worker serves every queue.
+
+503 otherwise, with a message naming what is missing: the database, the broker, or the queues that no live
+worker process serves (read from the workers' heartbeats, see ``workers.heartbeat``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from starlette.requests import Request
 from airy_actors.db import database
 from api.facebook_writer import writer
 from api.responses import JSONResponse
+from workers import queues
 from workers.broker import broker
+from workers.heartbeat import workers_by_queue
 
 logger = logging.getLogger(__name__)
 
@@ -25,13 +31,19 @@ def _check_database() -> str:
         return "unavailable"
 
 
-def _check_broker() -> str:
+def _check_broker_and_workers() -> tuple[str, dict[str, int] | None]:
+    """The broker's state, and how many live worker processes serve each queue (None when unknown)."""
     try:
         broker.client.ping()
-        return "ok"
     except Exception as exc:
         logger.warning("health: broker check failed", extra={"error": type(exc).__name__})
-        return "unavailable"
+        return "unavailable", None
+    try:
+        serving = workers_by_queue(broker.client, broker.namespace)
+    except Exception as exc:
+        logger.warning("health: heartbeat check failed", extra={"error": type(exc).__name__})
+        return "unavailable", None
+    return "ok", {queue: serving.get(queue, 0) for queue in queues.ALL}
 
 
 def _spool() -> dict[str, object]:
@@ -43,11 +55,18 @@ def _spool() -> dict[str, object]:
 
 
 async def health(request: Request) -> JSONResponse:
-    checks = {"database": await run_in_threadpool(_check_database), "broker": await run_in_threadpool(_check_broker)}
-    spool = {"spool": await run_in_threadpool(_spool)}
-    if all(value == "ok" for value in checks.values()):
-        return JSONResponse({"status": "ok", **checks, **spool})
+    checks = {"database": await run_in_threadpool(_check_database)}
+    checks["broker"], workers = await run_in_threadpool(_check_broker_and_workers)
+    body: dict[str, object] = {**checks, "spool": await run_in_threadpool(_spool)}
+    problems = []
     down = ", ".join(name for name, value in checks.items() if value != "ok")
-    return JSONResponse(
-        {"status": "unavailable", "message": f"unavailable: {down}", **checks, **spool}, status_code=503
-    )
+    if down:
+        problems.append(f"unavailable: {down}")
+    if workers is not None:
+        body["queues"] = workers
+        unserved = ", ".join(queue for queue, count in workers.items() if count == 0)
+        if unserved:
+            problems.append(f"no live worker serves: {unserved}")
+    if not problems:
+        return JSONResponse({"status": "ok", **body})
+    return JSONResponse({"status": "unavailable", "message": "; ".join(problems), **body}, status_code=503)

@@ -28,7 +28,7 @@ def test_the_right_token_opens_the_api(serve_app):
     assert answer.status_code == 200
 
 
-def test_webhook_and_health_stay_open(serve_app):
+def test_webhook_and_health_stay_open(serve_app, worker):
     with serve_app(system_token="secret") as client:
         assert client.get("/health").status_code == 200
         assert client.post("/facebook", content=b"{}", headers=sign(b"{}")).status_code == 200

@@ -20,6 +20,7 @@ from tests.support import (
     wait_until,
     webhook_body,
 )
+from workers import queues
 
 PAGE = "1001"
 
@@ -195,10 +196,16 @@ def test_a_stored_request_is_processed_even_if_it_was_never_enqueued(db, broker,
     wait_until(lambda: Message.select().count() == 1, message="the swept request was not ingested")
 
 
-def test_health_is_ok_when_database_and_broker_answer(api):
+def test_health_is_ok_when_database_broker_and_a_worker_of_every_queue_answer(api, worker):
     answer = api.get("/health")
     assert answer.status_code == 200
-    assert answer.json() == {"status": "ok", "database": "ok", "broker": "ok", "spool": {"bytes": 0, "spooling": False}}
+    assert answer.json() == {
+        "status": "ok",
+        "database": "ok",
+        "broker": "ok",
+        "spool": {"bytes": 0, "spooling": False},
+        "queues": {queue: 1 for queue in queues.ALL},
+    }
 
 
 def _conversations_with(api, total: int):

@@ -73,8 +73,13 @@ def first_run(tmp_path: Path):
 
 def test_serve_starts_with_no_configuration_and_stops_everything_it_started(first_run, tmp_path):
     process, port = first_run
-    answer = wait_until(lambda: health(port), timeout=30, message="airy-actors serve did not answer /health")
-    assert answer.status_code == 200 and answer.json()["status"] == "ok"
+    # Healthy once the worker it started serves every queue
+    answer = wait_until(
+        lambda: (answer := health(port)) is not None and answer.status_code == 200 and answer,
+        timeout=30,
+        message="airy-actors serve did not answer /health with 200",
+    )
+    assert answer.json()["status"] == "ok"
     assert (tmp_path / ".airy" / "airy.db").exists() and (tmp_path / ".airy" / "redis.sock").exists()
     # The Facebook endpoints say what is missing
     refused = httpx.get(f"http://127.0.0.1:{port}/facebook", params={"hub.verify_token": "x"}, timeout=5)
