@@ -66,6 +66,7 @@ def test_health_names_every_queue_when_no_worker_is_alive(api):
         "message": f"no live worker serves: {EVERY_QUEUE}",
         "database": "ok",
         "broker": "ok",
+        "spool": {"bytes": 0, "spooling": False},
         "queues": {queue: 0 for queue in queues.ALL},
     }
 
@@ -85,5 +86,6 @@ def test_health_is_ok_when_a_live_worker_serves_every_queue(api, worker):
         "status": "ok",
         "database": "ok",
         "broker": "ok",
+        "spool": {"bytes": 0, "spooling": False},
         "queues": {queue: 1 for queue in queues.ALL},
     }
