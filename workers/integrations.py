@@ -22,7 +22,7 @@ MAX_DRAIN_BATCHES = 20
 
 
 @periodic(interval_ms=DRAIN_INTERVAL_MS)
-@dramatiq.actor(queue_name=queues.WEBHOOKS, max_retries=0, time_limit=60_000)
+@dramatiq.actor(queue_name=queues.DELIVERIES, max_retries=0, time_limit=60_000)
 def drain_outbox() -> None:
     """Fans committed outbox events out to subscriptions and starts their lanes.
 
@@ -36,7 +36,7 @@ def drain_outbox() -> None:
             return
 
 
-@dramatiq.actor(queue_name=queues.WEBHOOKS, max_retries=3, min_backoff=1_000, max_backoff=30_000, time_limit=120_000)
+@dramatiq.actor(queue_name=queues.DELIVERIES, max_retries=3, min_backoff=1_000, max_backoff=30_000, time_limit=120_000)
 def deliver_webhooks(subscription_id: str, ordering_key: str) -> None:
     """Sends one lane's pending deliveries in order; runs again later when the subscriber failed."""
     lane = Lane(subscription_id, ordering_key)

@@ -19,12 +19,12 @@ EXPLORE = "explore"
 """The pages an explore fans out, behind the channel jobs."""
 HEALTH = "health"
 """Periodic checks of the channels' tokens and subscriptions."""
-WEBHOOKS = "webhooks"
+DELIVERIES = "deliveries"
 """Deliveries to integrators' webhooks."""
 MAINTENANCE = "maintenance"
 """The sweeper, which re-enqueues work a crash left behind."""
 
-ALL: tuple[str, ...] = (INGESTION, PROFILES, SENDING, CHANNELS, EXPLORE, HEALTH, WEBHOOKS, MAINTENANCE)
+ALL: tuple[str, ...] = (INGESTION, PROFILES, SENDING, CHANNELS, EXPLORE, HEALTH, DELIVERIES, MAINTENANCE)
 """Every queue, in the order they are listed to operators."""
 
 

@@ -18,7 +18,7 @@ EVERY_QUEUE = ", ".join(queues.ALL)
 @pytest.fixture
 def webhooks_worker(broker: dramatiq.Broker, db):
     """A Dramatiq worker in this process that consumes the ``webhooks`` queue only."""
-    running = dramatiq.Worker(broker, queues={queues.WEBHOOKS}, worker_threads=1, worker_timeout=50)
+    running = dramatiq.Worker(broker, queues={queues.DELIVERIES}, worker_threads=1, worker_timeout=50)
     running.start()
     yield running
     running.stop(timeout=10_000)
@@ -26,9 +26,9 @@ def webhooks_worker(broker: dramatiq.Broker, db):
 
 def test_a_booted_worker_beats_a_heartbeat_naming_its_queues(broker, webhooks_worker):
     key = heartbeat_key(broker.namespace, socket.gethostname(), os.getpid())
-    assert json.loads(broker.client.get(key))["queues"] == [queues.WEBHOOKS]
+    assert json.loads(broker.client.get(key))["queues"] == [queues.DELIVERIES]
     assert 0 < broker.client.pttl(key) <= HEARTBEAT_TTL_MS
-    assert workers_by_queue(broker.client, broker.namespace) == {queues.WEBHOOKS: 1}
+    assert workers_by_queue(broker.client, broker.namespace) == {queues.DELIVERIES: 1}
 
 
 def test_a_worker_that_stops_takes_its_heartbeat_away(broker, db):
@@ -74,9 +74,9 @@ def test_health_names_every_queue_when_no_worker_is_alive(api):
 def test_health_names_the_queues_that_a_partial_worker_leaves_unserved(api, webhooks_worker):
     answer = api.get("/health")
     assert answer.status_code == 503
-    unserved = ", ".join(queue for queue in queues.ALL if queue != queues.WEBHOOKS)
+    unserved = ", ".join(queue for queue in queues.ALL if queue != queues.DELIVERIES)
     assert answer.json()["message"] == f"no live worker serves: {unserved}"
-    assert answer.json()["queues"][queues.WEBHOOKS] == 1
+    assert answer.json()["queues"][queues.DELIVERIES] == 1
 
 
 def test_health_is_ok_when_a_live_worker_serves_every_queue(api, worker):

@@ -16,15 +16,15 @@ def test_every_actor_consumes_a_listed_queue_and_every_listed_queue_has_an_actor
 
 
 def test_a_list_of_queues_is_read_in_order_without_repeats_or_blanks():
-    assert queues.parse_queues("webhooks") == ("webhooks",)
+    assert queues.parse_queues("deliveries") == ("deliveries",)
     assert queues.parse_queues(" sending, ingestion,,sending ") == ("sending", "ingestion")
 
 
 def test_an_unknown_queue_is_named_with_the_known_ones():
     with pytest.raises(queues.UnknownQueue) as raised:
-        queues.parse_queues("ingestion,webhook")
-    assert raised.value.name == "webhook"
-    assert "unknown queue 'webhook'" in str(raised.value) and "webhooks" in str(raised.value)
+        queues.parse_queues("ingestion,delivery")
+    assert raised.value.name == "delivery"
+    assert "unknown queue 'delivery'" in str(raised.value) and "deliveries" in str(raised.value)
 
 
 def test_an_empty_list_of_queues_is_refused():

@@ -64,7 +64,7 @@ def ready_workers(process: AiryProcess) -> int:
 
 @pytest.fixture
 def run(process_env: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable]:
-    """Starts ``airy-actors <args>`` in a session of its own: ``run("worker", "--queues", "webhooks")``.
+    """Starts ``airy-actors <args>`` in a session of its own: ``run("worker", "--queues", "deliveries")``.
 
     Every process is stopped at the end; what any of them left alive is killed and fails the test.
     """
@@ -154,20 +154,20 @@ def test_serve_restarts_its_killed_workers_and_health_names_the_queues_meanwhile
 
 
 def test_a_worker_of_one_queue_serves_that_queue_only(run):
-    # Given the web, and `airy-actors worker --queues webhooks` as the only worker
+    # Given the web, and `airy-actors worker --queues deliveries` as the only worker
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     run("web", "--host", "127.0.0.1", "--port", str(port))
-    worker = run("worker", "--queues", queues.WEBHOOKS, "--processes", "1", "--threads", "2")
+    worker = run("worker", "--queues", queues.DELIVERIES, "--processes", "1", "--threads", "2")
     wait_until(lambda: ready_workers(worker) == 1, timeout=BOOT_TIMEOUT_S, message="the worker did not boot")
 
     # Then /health counts it for webhooks, and names every other queue as unserved
     def webhooks_served() -> httpx.Response | None:
         answer = health(url)
-        return answer if answer is not None and answer.json().get("queues", {}).get(queues.WEBHOOKS) == 1 else None
+        return answer if answer is not None and answer.json().get("queues", {}).get(queues.DELIVERIES) == 1 else None
 
     answer = wait_until(webhooks_served, timeout=BOOT_TIMEOUT_S, interval=0.2, message="webhooks were not served")
-    others = [queue for queue in queues.ALL if queue != queues.WEBHOOKS]
+    others = [queue for queue in queues.ALL if queue != queues.DELIVERIES]
     assert answer.status_code == 503
     assert answer.json()["message"] == f"no live worker serves: {', '.join(others)}"
     assert all(answer.json()["queues"][queue] == 0 for queue in others)
