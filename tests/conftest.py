@@ -29,6 +29,8 @@ os.environ.update(
         "FACEBOOK_WEBHOOK_SECRET": "test-verify-token",
         "DATABASE_URL": POSTGRES_URL,
         "AIRY_GRAPH_TIMEOUT_MS": "2000",
+        # The integrator receivers of the tests listen on 127.0.0.1.
+        "AIRY_WEBHOOKS_ALLOW_PRIVATE": "true",
     }
 )
 os.environ.pop("AIRY_SYSTEM_TOKEN", None)

@@ -29,13 +29,13 @@ from airy_actors.integrations.lanes import Lane, LaneRun, run_lane, stale_lanes
 from airy_actors.integrations.policy import DeliveryPolicy, delivery_policy, get_delivery_client, use_delivery_policy
 from airy_actors.integrations.posting import Attempt, backoff_ms, parse_retry_after, post_event, signature
 from airy_actors.integrations.subscriptions import (
-    MAX_URL_LENGTH,
     SIGNATURE_HEADER,
     list_subscriptions,
     subscribe,
     subscription_info,
     unsubscribe,
 )
+from airy_actors.integrations.targets import MAX_URL_LENGTH
 
 __all__ = [
     "MAX_URL_LENGTH",

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 import httpx
 
+from airy_actors.config import get_settings
+from airy_actors.integrations.transport import guarded_client
+
 logger = logging.getLogger(__name__)
 
 
@@ -26,26 +29,33 @@ class DeliveryPolicy:
     retention_ms: int = 7 * 24 * 3_600_000
 
 
-_policy = DeliveryPolicy()
+_policy: DeliveryPolicy | None = None  # built from the settings on first use
 _client: httpx.Client | None = None
 _client_lock = threading.Lock()
 
 
 def delivery_policy() -> DeliveryPolicy:
+    """This process's policy: the defaults, with ``AIRY_DELIVERY_TIMEOUT_MS`` as each attempt's total deadline."""
+    global _policy
+    if _policy is None:
+        _policy = DeliveryPolicy(timeout_ms=get_settings().delivery_timeout_ms)
     return _policy
 
 
 def get_delivery_client() -> httpx.Client:
-    """This process's HTTP client for deliveries, with the policy's timeouts; redirects are not followed."""
+    """This process's HTTP client for deliveries.
+
+    It connects only to addresses the target rules allow, checked after each resolution (no DNS rebinding),
+    gives each attempt one total deadline (a receiver dripping bytes is cut), and never follows a redirect.
+    """
     global _client
+    policy = delivery_policy()
     with _client_lock:
         if _client is None:
-            timeout = httpx.Timeout(_policy.timeout_ms / 1000, connect=_policy.connect_timeout_ms / 1000)
-            _client = httpx.Client(
-                timeout=timeout,
-                follow_redirects=False,
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-                headers={"User-Agent": "airy-actors-webhooks"},
+            _client = guarded_client(
+                allow_private=get_settings().webhooks_allow_private,
+                deadline_ms=policy.timeout_ms,
+                connect_timeout_ms=policy.connect_timeout_ms,
             )
         return _client
 

@@ -14,12 +14,13 @@ import httpx
 from airy_actors.backoff import backoff_ms as exponential_backoff_ms
 from airy_actors.integrations.policy import delivery_policy
 from airy_actors.integrations.subscriptions import DELIVERY_HEADER, SIGNATURE_HEADER
+from airy_actors.integrations.transport import RESPONSE_READ_LIMIT, UnsafeTarget
 from airy_actors.models.integrations import OutboxEvent, WebhookSubscription
 from airy_actors.timestamps import now_ms
 
 logger = logging.getLogger(__name__)
 
-RESPONSE_READ_LIMIT = 64 * 1024
+
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ def post_event(
                     break
             status = response.status_code
             retry_after = parse_retry_after(response.headers.get("retry-after"))
+    except UnsafeTarget as exc:  # final: the name resolves where we do not deliver; replay once it is fixed
+        return Attempt(None, str(exc))
     except httpx.TimeoutException:
         return Attempt(None, "the receiver did not answer in time", retryable=True)
     except httpx.LocalProtocolError as exc:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
-from urllib.parse import urlsplit
 
 import peewee
 
 from airy_actors import outbox
+from airy_actors.config import get_settings
 from airy_actors.db import write_transaction
 from airy_actors.errors import BadRequest, NotFound
+from airy_actors.integrations.targets import check_headers, check_url, mask_url
 from airy_actors.models.integrations import EVENT_TYPES, OutboxEvent, WebhookDelivery, WebhookSubscription
 from airy_actors.timestamps import iso_ms
 
@@ -20,10 +20,6 @@ logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Airy-Content-Signature"
 DELIVERY_HEADER = "X-Airy-Delivery-Id"
 MASK = "********"
-MAX_URL_LENGTH = 2048
-MAX_HEADERS = 32
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_RESERVED_HEADERS = {"content-type", "content-length", "host", SIGNATURE_HEADER.lower(), DELIVERY_HEADER.lower()}
 
 
 def subscribe(
@@ -34,8 +30,8 @@ def subscribe(
     Raises:
       BadRequest: naming the field that is wrong.
     """
-    url = _valid_url(url)
-    headers = _valid_headers(headers)
+    url = check_url(url, allow_private=get_settings().webhooks_allow_private)
+    headers = check_headers(headers)
     events = _valid_events(events)
     with write_transaction():
         newest = OutboxEvent.select(peewee.fn.MAX(OutboxEvent.id)).scalar() or 0
@@ -78,48 +74,13 @@ def subscription_json(subscription: WebhookSubscription) -> dict[str, Any]:
     """A subscription as the API shows it: header values and the signature key stay hidden."""
     return {
         "id": subscription.id,
-        "url": subscription.url,
+        "url": mask_url(subscription.url),
         "headers": {name: MASK for name in subscription.headers},
         "events": list(subscription.events or EVENT_TYPES),
         "signature_key_set": bool(subscription.signature_key),
         "created_at": iso_ms(subscription.created_at),
         "consecutive_failures": subscription.consecutive_failures,
     }
-
-
-def _valid_url(url: str) -> str:
-    if len(url) > MAX_URL_LENGTH:
-        raise BadRequest(f"url must be at most {MAX_URL_LENGTH} characters")
-    try:
-        parts = urlsplit(url.strip())
-        host = parts.hostname
-        parts.port  # noqa: B018  (raises ValueError for a malformed port)
-    except ValueError:
-        raise BadRequest("url is not a valid URL") from None
-    if parts.scheme not in ("http", "https") or not host:
-        raise BadRequest("url must be an http:// or https:// URL with a host")
-    if any(ord(char) < 33 for char in url.strip()):
-        raise BadRequest("url must not contain spaces or control characters")
-    return url.strip()
-
-
-def _valid_headers(headers: dict[str, Any] | None) -> dict[str, str]:
-    if headers is None:
-        return {}
-    if len(headers) > MAX_HEADERS:
-        raise BadRequest(f"headers must have at most {MAX_HEADERS} entries")
-    for name, value in headers.items():
-        if not _HEADER_NAME.match(name):
-            raise BadRequest(f"headers: {name!r} is not a valid header name")
-        if name.lower() in _RESERVED_HEADERS:
-            raise BadRequest(f"headers.{name} is set by airy-actors and cannot be overridden")
-        if not isinstance(value, str):
-            raise BadRequest(f"headers.{name} must be a string")
-        if not value.isascii() or any((ord(char) < 32 and char != "\t") or ord(char) == 127 for char in value):
-            raise BadRequest(f"headers.{name} must be printable ASCII, without control characters")
-        if len(value) > 8192:
-            raise BadRequest(f"headers.{name} must be at most 8192 characters")
-    return dict(headers)
 
 
 def _valid_events(events: list[Any] | None) -> list[str] | None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from airy_actors import integrations
+from airy_actors.config import get_settings, use_settings
 from airy_actors.models.integrations import EVENT_TYPES, OutboxEvent, WebhookSubscription
 
 URL = "https://hooks.example.com/airy?team=7"
@@ -112,3 +115,42 @@ def test_deliveries_are_paginated_like_every_list(api):
     assert len(events) == 3 and events == sorted(events, key=int, reverse=True)  # newest first
     assert {d["status"] for d in first["data"]} == {"pending"}
     assert first["response_metadata"]["total"] == 3 and second["response_metadata"]["next_cursor"] == ""
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://127.1/hook",
+        "http://2130706433/hook",
+        "http://0x7f000001/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://10.0.0.1/hook",
+        "http://localhost:8080/hook",
+        "http://[fe80::1]/hook",
+    ],
+)
+def test_private_and_metadata_targets_are_refused_unless_allowed(api, url):
+    # Given a service that delivers only to public addresses (the default)
+    allowing = get_settings()
+    use_settings(dataclasses.replace(allowing, webhooks_allow_private=False))
+    try:
+        # When an integrator subscribes a private, loopback or link-local target, in any spelling
+        answer = api.post("/webhooks.subscribe", json={"url": url})
+    finally:
+        use_settings(allowing)
+    # Then it is refused, naming the field, and nothing is stored
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["message"].startswith("url")
+    assert WebhookSubscription.select().count() == 0
+    # And with AIRY_WEBHOOKS_ALLOW_PRIVATE (a receiver on the same host) it is accepted
+    assert api.post("/webhooks.subscribe", json={"url": url}).status_code == 200
+
+
+def test_credentials_in_a_url_are_masked_and_hop_by_hop_headers_refused(api):
+    created = api.post("/webhooks.subscribe", json={"url": "https://user:pa55word@hooks.example.com/airy"})
+    assert created.status_code == 200, created.text
+    assert "pa55word" not in created.text and "hooks.example.com/airy" in created.json()["url"]
+    for header in ("Transfer-Encoding", "Host", "Connection", "Content-Length"):
+        refused = api.post("/webhooks.subscribe", json={"url": URL, "headers": {header: "x"}})
+        assert refused.status_code == 400 and header in refused.json()["message"], refused.text

@@ -11,8 +11,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from airy_actors.delivery_transport import RESPONSE_READ_LIMIT, UnsafeTarget, guarded_client
-from airy_actors.webhook_targets import check_url
+from airy_actors.integrations.targets import check_url
+from airy_actors.integrations.transport import RESPONSE_READ_LIMIT, UnsafeTarget, guarded_client
 from tests.targets.servers import ScriptedServer, answer, drip, read_request
 
 DEADLINE_MS = 2_500

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from airy_actors.errors import BadRequest
-from airy_actors.webhook_targets import (
+from airy_actors.integrations.targets import (
     MAX_HEADERS,
     MAX_URL_LENGTH,
     address_problem,

@@ -7,7 +7,7 @@ A webhook makes this service send requests wherever an integrator asks, so the t
    a client or a resolver accepts (``127.1``, ``2130706433``, ``0x7f000001``, ``0177.0.0.1``,
    ``[::ffff:127.0.0.1]``, ``localhost.``, percent-encoded or full-width hosts). The stored URL carries the host
    in canonical form, so that what is delivered to is what was checked.
-2. At each delivery, the transport of ``airy_actors.delivery_transport`` resolves the host itself and applies
+2. At each delivery, the transport of ``airy_actors.integrations.transport`` resolves the host itself and applies
    :func:`address_problem` to every address it resolved to, so that a name re-pointed at ``127.0.0.1`` after the
    subscription is refused too.
 

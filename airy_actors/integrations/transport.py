@@ -32,7 +32,7 @@ from urllib.parse import unquote
 import httpcore
 import httpx
 
-from airy_actors.webhook_targets import IPAddress, address_problem
+from airy_actors.integrations.targets import IPAddress, address_problem
 
 RESPONSE_READ_LIMIT = 64 * 1024
 DELIVERY_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
