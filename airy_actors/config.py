@@ -41,6 +41,8 @@ class Settings:
     public_url: str | None = None  # unset: http://<host>:<port> of the web, known once it serves
     media_store: str = f"file:{DEFAULT_DATA_DIR}/media"
     media_max_bytes: int = 25 * MIB
+    media_secret: str | None = None
+    media_fetch_timeout_ms: int = 120_000
     webhooks_allow_private: bool = False
     delivery_timeout_ms: int = 10_000
     spool_max_bytes: int = 1024 * MIB
@@ -71,6 +73,8 @@ class Settings:
             public_url=_optional_url(env, "AIRY_PUBLIC_URL", ("http", "https")),
             media_store=_text(env, "AIRY_MEDIA_STORE") or f"file:{data_dir}/media",
             media_max_bytes=_bytes(env, "AIRY_MEDIA_MAX_BYTES", 25 * MIB),
+            media_secret=_text(env, "AIRY_MEDIA_SECRET"),
+            media_fetch_timeout_ms=_milliseconds(env, "AIRY_MEDIA_FETCH_TIMEOUT_MS", 120_000),
             webhooks_allow_private=_flag(env, "AIRY_WEBHOOKS_ALLOW_PRIVATE"),
             delivery_timeout_ms=_milliseconds(env, "AIRY_DELIVERY_TIMEOUT_MS", 10_000),
             spool_max_bytes=_bytes(env, "AIRY_SPOOL_MAX_BYTES", 1024 * MIB),

@@ -17,6 +17,7 @@ from airy_actors.facebook_events import (
     ReactionChanged,
     ReceiptWatermark,
 )
+from airy_actors.media.attachments import has_media
 from airy_actors.models import Channel, Conversation, Message, stable_id
 from airy_actors.sending import claim_echo
 from airy_actors.timestamps import iso_ms
@@ -32,6 +33,7 @@ class IngestionResult:
     deferred_event_id: int | None = None
     deferred_delay_ms: int = 0
     failed_event_ids: list[str] = field(default_factory=list)
+    media_message_ids: list[str] = field(default_factory=list)  # new messages whose attachments are to be kept
     already_processed: bool = False
 
 
@@ -98,6 +100,8 @@ def _apply_message(event: InboundMessage, channel: Channel, app_id: str | None, 
     )
     result.messages_created += int(created)
     result.events_applied += 1
+    if created and has_media(event.content):
+        result.media_message_ids.append(stable_id("message", channel.id, event.source_message_id))
     return True
 
 

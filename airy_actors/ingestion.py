@@ -35,6 +35,8 @@ from airy_actors.facebook_events import (
     ReactionChanged,
     parse_webhook_body,
 )
+from airy_actors.media.attachments import has_media
+from airy_actors.media.attachments import mark_pending as mark_media_pending
 from airy_actors.models import Channel, WebhookRequest
 from airy_actors.timestamps import now_ms
 
@@ -109,6 +111,7 @@ def ingest_webhook_requests(
             if deferred:
                 _defer(request, deferred, result)
         contact_messages.store()
+        mark_media_pending([id_ for result in results.values() for id_ in result.media_message_ids])
         if requests:
             processed = [request.id for request in requests]
             WebhookRequest.update(processed_at=now_ms()).where(WebhookRequest.id.in_(processed)).execute()
@@ -244,6 +247,8 @@ class _ContactMessages:
         self._messages.append(message)
         self._results.append(result)
         result.events_applied += 1
+        if has_media(event.content):
+            result.media_message_ids.append(message.message_id)
 
     def store(self) -> None:
         """Stores the waiting messages, and counts what they did in their requests' results."""

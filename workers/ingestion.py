@@ -12,6 +12,7 @@ from airy_actors.graph import ErrorKind, GraphError, get_graph_client
 from airy_actors.models import Channel, Contact
 from workers import queues
 from workers.broker import broker  # noqa: F401  (binds the actors below to the configured broker)
+from workers.media import store_message_media
 from workers.sweeper import register_sweep
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ def _after_commit(webhook_request_ids: list[int], results: list[ingestion.Ingest
             fetch_contact_profile.send(contact_id)
         if result.deferred_event_id is not None:
             ingest_webhook_request.send_with_options(args=(result.deferred_event_id,), delay=result.deferred_delay_ms)
+        for message_id in result.media_message_ids:
+            store_message_media.send(message_id)
         for failed_event_id in result.failed_event_ids:
             retry_failed_event.send_with_options(args=(failed_event_id,), delay=event_failures.retry_delay_ms(1))
     logger.info(

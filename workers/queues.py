@@ -19,12 +19,14 @@ EXPLORE = "explore"
 """The pages an explore fans out, behind the channel jobs."""
 HEALTH = "health"
 """Periodic checks of the channels' tokens and subscriptions."""
+MEDIA = "media"
+"""Inbound attachments fetched into the media store."""
 DELIVERIES = "deliveries"
 """Deliveries to integrators' webhooks."""
 MAINTENANCE = "maintenance"
 """The sweeper, which re-enqueues work a crash left behind."""
 
-ALL: tuple[str, ...] = (INGESTION, PROFILES, SENDING, CHANNELS, EXPLORE, HEALTH, DELIVERIES, MAINTENANCE)
+ALL: tuple[str, ...] = (INGESTION, PROFILES, SENDING, CHANNELS, EXPLORE, HEALTH, MEDIA, DELIVERIES, MAINTENANCE)
 """Every queue, in the order they are listed to operators."""
 
 

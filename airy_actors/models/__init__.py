@@ -3,6 +3,7 @@
 from airy_actors.models.base import BaseModel, JSONField, new_id, stable_id
 from airy_actors.models.channels import Channel
 from airy_actors.models.conversations import Contact, Conversation
+from airy_actors.models.media import Media, PageAttachment
 from airy_actors.models.messages import DELIVERY_STATES, Message
 from airy_actors.models.schema import MODELS, create_schema
 from airy_actors.models.work import FailedEvent, Job, WebhookRequest
@@ -17,6 +18,8 @@ __all__ = [
     "FailedEvent",
     "JSONField",
     "Job",
+    "Media",
+    "PageAttachment",
     "Message",
     "WebhookRequest",
     "create_schema",

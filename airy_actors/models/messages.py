@@ -37,6 +37,8 @@ class Message(BaseModel):
     send_attempts = peewee.IntegerField(null=True)
     send_attempt_at = peewee.BigIntegerField(null=True)  # ms: when the attempt in flight started
     send_due_at = peewee.BigIntegerField(null=True)  # ms: when the sweeper may consider the send stale
+    # Inbound attachments not kept yet: when the media actor was asked for them (ms); None once settled.
+    media_due_at = peewee.BigIntegerField(null=True, index=True)
 
     class Meta:
         indexes = (

@@ -11,6 +11,7 @@ from airy_actors.models import integrations
 from airy_actors.models.base import BaseModel
 from airy_actors.models.channels import Channel
 from airy_actors.models.conversations import Contact, Conversation
+from airy_actors.models.media import Media, PageAttachment
 from airy_actors.models.messages import Message
 from airy_actors.models.work import FailedEvent, Job, WebhookRequest
 
@@ -24,6 +25,8 @@ MODELS: list[type[BaseModel]] = [
     WebhookRequest,
     FailedEvent,
     Job,
+    Media,
+    PageAttachment,
     *integrations.MODELS,
 ]
 
