@@ -18,7 +18,7 @@ from airy_actors.runtime import prepare_process
 from api import facebook_writer, send_writer
 from api.auth import SystemTokenAuth
 from api.errors import EXCEPTION_HANDLERS
-from api.routes import channels, conversations, events, facebook_webhook, health, integrations, sending
+from api.routes import channels, conversations, events, facebook_webhook, health, integrations, media, sending
 
 
 def routes() -> list[Route]:
@@ -34,6 +34,7 @@ def routes() -> list[Route]:
         *sending.ROUTES,
         *integrations.ROUTES,
         *events.ROUTES,
+        *media.ROUTES,
     ]
 
 

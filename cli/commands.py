@@ -20,6 +20,7 @@ from airy_actors.errors import ConfigError
 from airy_actors.logs import configure_logging
 from airy_actors.processes import die_with_parent, signal_tree
 from airy_actors.runtime import prepare_process
+from api.http_server import server_options
 from cli.embedded_redis import EmbeddedRedis
 from cli.supervision import WorkerSupervisor
 from workers.queues import ALL as ALL_QUEUES
@@ -90,8 +91,11 @@ def _prepare(settings: Settings) -> None:
 
 
 def uvicorn_options() -> dict[str, object]:
-    """How the API is served, apart from host and port (bench/webhook_acceptance.py serves its ceiling so)."""
-    return {"log_config": None, "access_log": False, "timeout_graceful_shutdown": 10}
+    """How the API is served, apart from host and port: the server's own protections (api/http_server.py).
+
+    bench/webhook_acceptance.py serves its ceiling so too.
+    """
+    return server_options()
 
 
 def _uvicorn(settings: Settings, host: str, port: int, workers: int = 1) -> None:

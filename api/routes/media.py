@@ -19,7 +19,6 @@ from airy_actors.media import RangeNotSatisfiable, byte_range, verify
 from airy_actors.media.configured import get_media_store, media_secret, signed_url
 from airy_actors.media.store import CHUNK_BYTES, is_media_key
 from airy_actors.media.uploads import media_json, upload
-from api.database import in_database
 from api.responses import JSONResponse
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -105,4 +104,4 @@ ROUTES: list[Route] = [
     Route("/media.upload", media_upload, methods=["POST"]),
 ]
 
-__all__ = ["ROUTES", "in_database"]
+

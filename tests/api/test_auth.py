@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from api.app import routes
@@ -11,7 +13,7 @@ PROTECTED = sorted({route.path for route in routes() if route.path not in ("/fac
 
 
 @pytest.mark.parametrize(
-    "authorization", [None, "Bearer wrong", "Basic c2VjcmV0", "secret", "Bearer secret2", "bearer secret"]
+    "authorization", [None, "Bearer", "Bearer wrong", "Basic c2VjcmV0", "secret", "Bearer secret2", "Bearersecret"]
 )
 def test_every_endpoint_needs_the_bearer_token(serve_app, authorization):
     headers = {"Authorization": authorization} if authorization else {}
@@ -26,6 +28,34 @@ def test_the_right_token_opens_the_api(serve_app):
     with serve_app(system_token="secret") as client:
         answer = client.post("/conversations.list", json={}, headers={"Authorization": "Bearer secret"})
     assert answer.status_code == 200
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "bEaReR"])
+def test_the_scheme_is_case_insensitive(serve_app, scheme):
+    with serve_app(system_token="secret") as client:
+        answer = client.post("/conversations.list", json={}, headers={"Authorization": f"{scheme} secret"})
+    assert answer.status_code == 200
+
+
+@pytest.mark.parametrize("second", ["Bearer secret", "Bearer wrong"])
+def test_several_authorization_headers_are_refused(serve_app, second):
+    with serve_app(system_token="secret") as client:
+        answer = client.post(
+            "/conversations.list", json={}, headers=[("Authorization", "Bearer secret"), ("Authorization", second)]
+        )
+    assert answer.status_code == 401
+    assert answer.json() == {"message": "unauthorized: several Authorization headers"}
+
+
+def test_the_token_is_never_logged(serve_app, caplog):
+    token = "tok-7c1e9f0d2b"
+    caplog.set_level(logging.DEBUG)
+    with serve_app(system_token=token) as client:
+        for authorization in (f"Bearer {token}", f"bearer {token}x", f"Basic {token}"):
+            client.post("/conversations.list", json={}, headers={"Authorization": authorization})
+        client.post("/conversations.list", json={}, headers=[("Authorization", f"Bearer {token}")] * 2)
+    assert token not in caplog.text
+    assert all(token not in repr(record.__dict__) for record in caplog.records)
 
 
 def test_webhook_and_health_stay_open(serve_app, worker):
