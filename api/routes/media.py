@@ -42,9 +42,9 @@ async def media_file(request: Request) -> Response:
     if start is None and end is None:
         headers["content-length"] = str(opened.size)
         return StreamingResponse(opened.chunks, media_type=opened.content_type, headers=headers)
-    first, last = byte_range(start, end, opened.size)
-    headers["content-range"] = f"bytes {first}-{last}/{opened.size}"
-    headers["content-length"] = str(last - first + 1)
+    first, past_last = byte_range(start, end, opened.size)
+    headers["content-range"] = f"bytes {first}-{past_last - 1}/{opened.size}"
+    headers["content-length"] = str(past_last - first)
     return StreamingResponse(opened.chunks, status_code=206, media_type=opened.content_type, headers=headers)
 
 
