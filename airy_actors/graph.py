@@ -9,15 +9,17 @@ client logs paths, not URLs.
 from __future__ import annotations
 
 import enum
+import json as jsonlib
 import logging
 import threading
 import weakref
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlencode
 
 import httpx
 
+from airy_actors.config import get_settings
 from airy_actors.errors import AiryError, BadRequest, Unavailable
 
 logger = logging.getLogger(__name__)
@@ -207,6 +209,22 @@ class GraphClient:
         """A contact's ``first_name``, ``last_name`` and ``profile_pic``."""
         return self.request("GET", f"/{psid}", token, params={"fields": "first_name,last_name,profile_pic"})
 
+    def upload_attachment(self, token: str, *, kind: str, content_type: str, file: IO[bytes]) -> str:
+        """Uploads a file with the Attachment Upload API, reusable; returns its ``attachment_id``."""
+        message = {"attachment": {"type": kind, "payload": {"is_reusable": True}}}
+        query = urlencode({"access_token": token})
+        answer = self._send(
+            "POST",
+            f"{self.base_url}/me/message_attachments?{query}",
+            path="/me/message_attachments",
+            data={"message": jsonlib.dumps(message)},
+            files={"filedata": ("upload", file, content_type)},
+        )
+        attachment_id = answer.get("attachment_id")
+        if not isinstance(attachment_id, str | int):
+            raise GraphError("Facebook answered the upload without an attachment_id", kind=ErrorKind.PERMANENT)
+        return str(attachment_id)
+
     def send_message(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         """Posts ``body`` to the Send API; returns ``{"recipient_id", "message_id"}``."""
         return self.request("POST", "/me/messages", token, json=body)
@@ -227,9 +245,18 @@ class GraphClient:
         # ``params`` into it, which was a tenth of a send's CPU.
         return self._send(method, f"{self.base_url}{path}?{urlencode(query)}", path=path, json=json)
 
-    def _send(self, method: str, url: str, *, path: str, json: Any = None) -> dict[str, Any]:
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        path: str,
+        json: Any = None,
+        data: dict[str, str] | None = None,
+        files: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         try:
-            response = self.http.request(method, url, json=json)
+            response = self.http.request(method, url, json=json, data=data, files=files)
         except httpx.TimeoutException:
             logger.warning("graph call timed out", extra={"method": method, "path": path})
             raise GraphError("Facebook did not answer in time", kind=ErrorKind.TRANSIENT) from None
@@ -267,8 +294,6 @@ def get_graph_client() -> GraphClient:
     """This process's Graph client, built from the settings on first use."""
     global _client
     if _client is None:
-        from airy_actors.config import get_settings
-
         settings = get_settings()
         _client = GraphClient(settings.facebook_graph_url, timeout_ms=settings.graph_timeout_ms)
     return _client

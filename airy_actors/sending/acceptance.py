@@ -12,6 +12,7 @@ from airy_actors import outbox
 from airy_actors.db import execute, is_postgres, placeholders, write_transaction
 from airy_actors.errors import BadRequest, NotFound
 from airy_actors.models import Message, new_id
+from airy_actors.sending.attachments import check_media
 from airy_actors.timestamps import iso_ms, now_ms
 
 logger = logging.getLogger(__name__)
@@ -213,6 +214,7 @@ def _outbound_message(request: SendRequest, conversation: tuple[Any, ...] | None
     if not connected or not page_token:
         raise BadRequest(f"the channel {channel_id} of this conversation is disconnected; reconnect the page to send")
     check_window(last_contact_message_at, request.tag, now)
+    check_media(request.message)
     return Message(
         id=new_id(),
         conversation=request.conversation_id,

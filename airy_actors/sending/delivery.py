@@ -21,6 +21,7 @@ from airy_actors.conversations import update_send_bookkeeping
 from airy_actors.db import execute, placeholders, supports_returning
 from airy_actors.graph import ErrorKind, GraphClient, GraphError
 from airy_actors.models import Channel, Message
+from airy_actors.sending.attachments import outgoing_content, uploaded_media_id
 from airy_actors.sending.outcomes import MARKER_PREFIX, record_failed, record_many_delivered
 from airy_actors.throttling import PageThrottle, is_media
 from airy_actors.timestamps import now_ms
@@ -40,9 +41,9 @@ SWEEP_GRACE_MS = 30_000  # a pending send untouched this long past its due time 
 NO_MESSAGE_ID = "Facebook answered without a message_id"
 
 
-def send_body(message: Message, psid: str) -> dict[str, Any]:
-    """The Send API body of ``message``: its content verbatim, plus our echo marker when it has no metadata."""
-    outgoing = dict(message.content)
+def send_body(message: Message, psid: str, content: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The Send API body of ``message``: its content (or ``content``), plus our echo marker when it has no metadata."""
+    outgoing = dict(message.content if content is None else content)
     if "metadata" not in outgoing:
         outgoing["metadata"] = MARKER_PREFIX + message.id
     body: dict[str, Any] = {
@@ -168,7 +169,8 @@ def deliver(
     if release is not None:
         release()
     try:
-        answer = graph.send_message(job.channel.page_token, send_body(message, job.psid))
+        content = outgoing_content(message.content, job.channel, graph)  # an uploaded file: uploaded once a page
+        answer = graph.send_message(job.channel.page_token, send_body(message, job.psid, content))
     except GraphError as error:
         return _after_error(message_id, job.channel, error, attempt=attempts + 1, started=started)
     mid = answer.get("message_id")
@@ -210,7 +212,7 @@ def deliver_batch(
         if job.message.delivery_state != "pending":
             continue
         ordinary = job.message.send_state != "in_flight" and job.channel.connected and job.channel.page_token
-        if ordinary and not is_media(job.message.content):
+        if ordinary and not is_media(job.message.content) and uploaded_media_id(job.message.content) is None:
             common.append(job)
         else:
             again.append(([job.message.id], 0))  # at once, alone: its own run may wait, and must not hold the batch
