@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from typing import Any
@@ -12,44 +13,29 @@ from hypothesis import strategies as st
 
 from airy_actors.facebook_events import (
     IgnoredEvent,
-    InboundEvent,
     InboundMessage,
     MessageEdited,
+    OptinReceived,
     ReactionChanged,
     ReceiptWatermark,
+    ReferralReceived,
+    ThreadControlChanged,
+    UnusableEvent,
     event_key,
     parse_webhook_body,
 )
-
-PAGE_ID = "106402305263532"
-PSID = "6871309196217453"
-OTHER_PSID = "7212045871236690"
-APP_ID = 1517435368476592
-ENTRY_TIME = 1718023456789
-TIMESTAMP = 1718023455123
-
-
-def body(*entries: dict[str, Any]) -> dict[str, Any]:
-    """Wrap entries in a page webhook body, as Facebook POSTs it."""
-    return {"object": "page", "entry": list(entries)}
-
-
-def entry(*events: dict[str, Any], page_id: str = PAGE_ID, key: str = "messaging") -> dict[str, Any]:
-    """Build one entry holding events under `messaging` (or `standby`)."""
-    return {"id": page_id, "time": ENTRY_TIME, key: list(events)}
-
-
-def from_contact(psid: str = PSID, timestamp: int = TIMESTAMP, **event: Any) -> dict[str, Any]:
-    """Build a messaging item sent by a contact to the page."""
-    return {"sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": timestamp, **event}
-
-
-def parse_one(item: dict[str, Any]) -> InboundEvent:
-    """Parse a body holding a single messaging item and return its only event."""
-    events = parse_webhook_body(body(entry(item)))
-    assert len(events) == 1
-    return events[0]
-
+from tests.domain.facebook_payloads import (
+    APP_ID,
+    ENTRY_TIME,
+    OTHER_PSID,
+    PAGE_ID,
+    PSID,
+    TIMESTAMP,
+    body,
+    entry,
+    from_contact,
+    parse_one,
+)
 
 # -- Messages from contacts -------------------------------------------------------------------------
 
@@ -273,7 +259,7 @@ def test_echo_without_recipient_is_ignored() -> None:
     event = parse_one(item)
 
     # Then there's no contact to attach it to
-    assert event == IgnoredEvent(PAGE_ID, "missing recipient", item)
+    assert event == IgnoredEvent(PAGE_ID, "missing recipient", item, kind="message")
 
 
 # -- Reactions --------------------------------------------------------------------------------------
@@ -325,7 +311,7 @@ def test_reaction_with_unknown_action_is_ignored() -> None:
 
     # Then it is ignored rather than guessed at
     assert isinstance(event, IgnoredEvent)
-    assert event.reason == "unsupported reaction action"
+    assert (event.kind, event.reason) == ("reaction", "unsupported reaction action")
 
 
 # -- Edits and receipts -----------------------------------------------------------------------------
@@ -385,9 +371,10 @@ def test_standby_events_are_processed_like_messaging() -> None:
     # When the body is parsed
     events = parse_webhook_body(body(entry(item, key="standby")))
 
-    # Then it is parsed exactly as under messaging
-    assert events == parse_webhook_body(body(entry(item)))
-    assert isinstance(events[0], InboundMessage)
+    # Then it is parsed exactly as under messaging, flagged as standby
+    (event,) = events
+    assert isinstance(event, InboundMessage) and event.standby
+    assert parse_webhook_body(body(entry(item))) == [dataclasses.replace(event, standby=False)]
 
 
 def test_batch_keeps_entry_and_event_order() -> None:
@@ -401,6 +388,7 @@ def test_batch_keeps_entry_and_event_order() -> None:
     second = entry(
         from_contact(psid=OTHER_PSID, message={"mid": "m_b1", "text": "two"}),
         from_contact(psid=OTHER_PSID, optin={"ref": "landing"}),
+        from_contact(psid=OTHER_PSID, account_linking={"status": "unlinked"}),
         page_id=other_page,
     )
 
@@ -413,9 +401,10 @@ def test_batch_keeps_entry_and_event_order() -> None:
         ReceiptWatermark,
         ReactionChanged,
         InboundMessage,
+        OptinReceived,
         IgnoredEvent,
     ]
-    assert [e.page_id for e in events] == [PAGE_ID] * 3 + [other_page] * 2
+    assert [e.page_id for e in events] == [PAGE_ID] * 3 + [other_page] * 3
     assert [event_key(e) for e in events[:2]] == ["message:m_a1", f"receipt:read:{PSID}:1"]
 
 
@@ -438,12 +427,10 @@ def test_entry_with_messaging_and_standby_yields_messaging_first() -> None:
 @pytest.mark.parametrize(
     "kind, payload",
     [
-        ("optin", {"ref": "PASS_THROUGH_PARAM", "user_ref": "UNIQUE_REF_PARAM"}),
-        ("referral", {"ref": "ad_42", "source": "ADS", "type": "OPEN_THREAD"}),
         ("account_linking", {"status": "linked", "authorization_code": "code"}),
-        ("pass_thread_control", {"new_owner_app_id": "123456789", "metadata": "handover"}),
-        ("take_thread_control", {"previous_owner_app_id": "123456789", "metadata": ""}),
         ("policy_enforcement", {"action": "block", "reason": "spam"}),
+        ("app_roles", {"123456789": ["primary_receiver"]}),
+        ("messaging_feedback", {"feedback_screens": [{"screen_id": 0, "questions": {}}]}),
     ],
 )
 def test_unsupported_event_kinds_are_ignored_with_their_name(kind: str, payload: dict[str, Any]) -> None:
@@ -454,7 +441,7 @@ def test_unsupported_event_kinds_are_ignored_with_their_name(kind: str, payload:
     event = parse_one(item)
 
     # Then it is ignored, naming the kind, with the raw item kept
-    assert event == IgnoredEvent(PAGE_ID, f"unsupported event: {kind}", item)
+    assert event == IgnoredEvent(PAGE_ID, f"unsupported event: {kind}", item, kind=kind)
 
 
 def test_non_page_object_is_ignored_whole() -> None:
@@ -465,7 +452,7 @@ def test_non_page_object_is_ignored_whole() -> None:
     events = parse_webhook_body(instagram)
 
     # Then a single ignored event holds the whole body
-    assert events == [IgnoredEvent(None, "object is not page", instagram)]
+    assert events == [IgnoredEvent(None, "object is not page", instagram, kind="body")]
 
 
 @pytest.mark.parametrize("entries", [None, "oops", {"id": PAGE_ID}, 42])
@@ -477,47 +464,69 @@ def test_missing_or_non_list_entry_is_ignored(entries: object) -> None:
     events = parse_webhook_body(raw)
 
     # Then it is ignored whole
-    assert events == [IgnoredEvent(None, "missing entry list", raw)]
+    assert events == [IgnoredEvent(None, "missing entry list", raw, kind="body")]
 
 
-def test_entries_that_are_not_objects_are_skipped() -> None:
+def test_entries_that_are_not_objects_are_ignored_one_by_one() -> None:
     # Given junk between real entries
     good = entry(from_contact(message={"mid": "m_ok", "text": "ok"}))
 
     # When the body is parsed
     events = parse_webhook_body(body(None, "x", good, 7))  # type: ignore[arg-type]
 
-    # Then only the real entry produces events
-    assert [event_key(e) for e in events] == ["message:m_ok"]
+    # Then the real entry produces its event, and each piece of junk an ignored event in its place
+    junk = [IgnoredEvent(None, "entry is not an object", raw, kind="entry") for raw in (None, "x", 7)]
+    assert events[:2] == junk[:2] and events[3:] == junk[2:]
+    assert event_key(events[2]) == "message:m_ok"
+
+
+@pytest.mark.parametrize(
+    "item, kind, reason",
+    [
+        (from_contact(message={"text": "no mid"}), "message", "message without mid"),
+        (
+            {"recipient": {"id": PAGE_ID}, "timestamp": TIMESTAMP, "message": {"mid": "m_1"}},
+            "message",
+            "missing sender",
+        ),
+        (
+            {"sender": {"user_ref": "guest"}, "timestamp": TIMESTAMP, "message": {"mid": "m_1"}},
+            "message",
+            "missing sender",
+        ),
+        (from_contact(message="hello"), "message", "message is not an object"),
+        (from_contact(read={}), "read", "read without watermark"),
+        (from_contact(delivery={"mids": "m_1", "watermark": 1}), "delivery", "delivery with invalid mids"),
+        (from_contact(message_edit={"mid": "m_1", "num_edit": 1}), "message_edit", "message_edit without text"),
+        (from_contact(reaction={"action": "react"}), "reaction", "reaction without mid"),
+        ({"sender": {"id": PSID}, "recipient": {"id": PAGE_ID}}, "unknown", "unknown event"),
+    ],
+)
+def test_malformed_events_are_ignored_with_a_reason(item: dict[str, Any], kind: str, reason: str) -> None:
+    # Given a malformed messaging item
+    # When the body is parsed
+    event = parse_one(item)
+
+    # Then it is ignored with its kind, the reason and the raw item
+    assert event == IgnoredEvent(PAGE_ID, reason, item, kind=kind)
 
 
 @pytest.mark.parametrize(
     "item, reason",
     [
-        (from_contact(message={"text": "no mid"}), "message without mid"),
-        ({"recipient": {"id": PAGE_ID}, "timestamp": TIMESTAMP, "message": {"mid": "m_1"}}, "missing sender"),
-        (
-            {"sender": {"user_ref": "guest"}, "timestamp": TIMESTAMP, "message": {"mid": "m_1"}},
-            "missing sender",
-        ),
-        (from_contact(timestamp="1718023455123", message={"mid": "m_1"}), "non-integer timestamp"),  # type: ignore[arg-type]
-        (from_contact(timestamp=1718023455.5, message={"mid": "m_1"}), "non-integer timestamp"),  # type: ignore[arg-type]
-        (from_contact(timestamp=True, message={"mid": "m_1"}), "non-integer timestamp"),
-        (from_contact(message="hello"), "message is not an object"),
-        (from_contact(read={"watermark": "soon"}), "read without integer watermark"),
-        (from_contact(delivery={"mids": "m_1", "watermark": 1}), "delivery with invalid mids"),
-        (from_contact(message_edit={"mid": "m_1", "num_edit": 1}), "message_edit without text"),
-        (from_contact(reaction={"action": "react"}), "reaction without mid"),
-        ({"sender": {"id": PSID}, "recipient": {"id": PAGE_ID}}, "unknown event"),
+        (from_contact(timestamp=1718023455.5, message={"mid": "m_1"}), "timestamp is not an integer (float)"),
+        (from_contact(timestamp=True, message={"mid": "m_1"}), "timestamp is not an integer (bool)"),
+        (from_contact(read={"watermark": "soon"}), "read watermark is not an integer"),
     ],
 )
-def test_malformed_events_are_ignored_with_a_reason(item: dict[str, Any], reason: str) -> None:
-    # Given a malformed messaging item
+def test_events_with_values_that_cannot_be_stored_are_unusable(item: dict[str, Any], reason: str) -> None:
+    # Given an event of a handled kind whose value cannot be stored
     # When the body is parsed
     event = parse_one(item)
 
-    # Then it is ignored with the reason and the raw item
-    assert event == IgnoredEvent(PAGE_ID, reason, item)
+    # Then it is unusable, with the reason
+    assert isinstance(event, UnusableEvent)
+    assert (event.page_id, event.reason, event.raw) == (PAGE_ID, reason, item)
 
 
 def test_non_object_messaging_item_is_ignored() -> None:
@@ -528,7 +537,7 @@ def test_non_object_messaging_item_is_ignored() -> None:
     events = parse_webhook_body(raw)
 
     # Then it is ignored, attributed to the entry's page
-    assert events == [IgnoredEvent(PAGE_ID, "event is not an object", "junk")]
+    assert events == [IgnoredEvent(PAGE_ID, "event is not an object", "junk", kind="event")]
 
 
 def test_entry_without_page_id_is_ignored() -> None:
@@ -539,7 +548,7 @@ def test_entry_without_page_id_is_ignored() -> None:
     events = parse_webhook_body(body(bad))
 
     # Then the entry is ignored as a whole
-    assert events == [IgnoredEvent(None, "entry without page id", bad)]
+    assert events == [IgnoredEvent(None, "entry without page id", bad, kind="entry")]
 
 
 # -- Keys -------------------------------------------------------------------------------------------
@@ -592,8 +601,12 @@ def mostly(*good: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.integers(0, 9).flatmap(lambda n: st.one_of(*good) if n else json_values)
 
 
-ids = mostly(st.sampled_from([PSID, PAGE_ID]), st.integers(), st.text(max_size=3))
-millis = mostly(st.integers(min_value=0, max_value=2**42))
+ids = mostly(st.sampled_from([PSID, PAGE_ID]), st.integers(), st.text(max_size=3), st.just("9" * 300))
+millis = mostly(
+    st.integers(min_value=0, max_value=2**42),
+    st.integers(min_value=0, max_value=2**42).map(str),
+    st.sampled_from([1e30, float("nan"), -1, 253_402_300_800_000, "9" * 5000]),
+)
 party = mostly(st.fixed_dictionaries({"id": ids}))
 event_payload = st.fixed_dictionaries(
     {},
@@ -610,10 +623,37 @@ event_payload = st.fixed_dictionaries(
         "num_edit": mostly(st.integers(), st.text(max_size=3)),
         "watermark": millis,
         "mids": mostly(st.lists(st.text(max_size=3), max_size=3)),
+        "referral": mostly(
+            st.fixed_dictionaries(
+                {"source": mostly(st.sampled_from(["SHORTLINK", "ADS", "CUSTOMER_CHAT_PLUGIN"]))},
+                optional={"ref": json_values, "ad_id": ids, "ads_context_data": json_values, "type": json_values},
+            )
+        ),
+        "type": mostly(st.just("notification_messages")),
+        "notification_messages_token": mostly(st.text(min_size=1, max_size=5)),
+        "notification_messages_status": mostly(st.sampled_from(["STOP NOTIFICATIONS", "RESUME_NOTIFICATIONS"])),
+        "token_expiry_timestamp": millis,
+        "user_ref": ids,
+        "new_owner_app_id": ids,
+        "previous_owner_app_id": ids,
+        "requested_owner_app_id": ids,
+        "source": mostly(st.just("ADS")),
     },
 )
 event_kinds = st.sampled_from(
-    ["message", "postback", "reaction", "message_edit", "delivery", "read", "optin", "referral"]
+    [
+        "message",
+        "postback",
+        "reaction",
+        "message_edit",
+        "delivery",
+        "read",
+        "optin",
+        "referral",
+        "pass_thread_control",
+        "take_thread_control",
+        "request_thread_control",
+    ]
 )
 messaging_items = mostly(
     st.builds(
@@ -642,14 +682,25 @@ page_bodies = st.fixed_dictionaries(
 
 
 @settings(max_examples=300)
-@given(st.one_of(json_values, page_bodies))
-def test_any_json_body_yields_a_list_and_never_raises(raw: object) -> None:
+@given(st.one_of(json_values, page_bodies), st.none() | st.integers(min_value=0, max_value=2**42))
+def test_any_json_body_yields_a_list_and_never_raises(raw: object, received_at_ms: int | None) -> None:
     # Given any JSON value, random or shaped like a webhook body
     # When it is parsed
-    events = parse_webhook_body(raw)
+    events = parse_webhook_body(raw, received_at_ms=received_at_ms)
 
     # Then a list of events comes out, each with a key
     assert isinstance(events, list)
     for event in events:
-        assert isinstance(event, InboundMessage | ReactionChanged | MessageEdited | ReceiptWatermark | IgnoredEvent)
+        assert isinstance(
+            event,
+            InboundMessage
+            | ReactionChanged
+            | MessageEdited
+            | ReceiptWatermark
+            | ReferralReceived
+            | OptinReceived
+            | ThreadControlChanged
+            | UnusableEvent
+            | IgnoredEvent,
+        )
         assert isinstance(event_key(event), str)
