@@ -33,6 +33,8 @@ WEBHOOK_FIELDS = (
     "message_deliveries",
     "message_reads",
     "messaging_referrals",
+    "messaging_optins",
+    "messaging_handovers",
     "standby",
 )
 

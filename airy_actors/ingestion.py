@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from airy_actors import event_failures
+from airy_actors import conversation_effects, event_failures
 from airy_actors.conversations import (
     ContactMessage,
     insert_contact_messages,
@@ -32,7 +32,11 @@ from airy_actors.facebook_events import (
     InboundEvent,
     InboundMessage,
     MessageEdited,
+    OptinReceived,
     ReactionChanged,
+    ReferralReceived,
+    ThreadControlChanged,
+    UnusableEvent,
     parse_webhook_body,
 )
 from airy_actors.media.attachments import has_media
@@ -98,6 +102,9 @@ def ingest_webhook_requests(
                 if isinstance(event, IgnoredEvent):
                     _log_ignored(request, event)
                     continue
+                if isinstance(event, UnusableEvent):
+                    result.failed_event_ids.append(_record_unusable(request, index, event))
+                    continue
                 channel = channels.get(event.page_id)
                 if channel is None:
                     continue  # kept, and produces nothing: the page is not connected
@@ -124,7 +131,7 @@ def _apply_alone(
     """Applies one event in a savepoint of its own. Returns its outcome, or None when it failed (and was recorded)."""
     try:
         with database.atomic():
-            return apply_event(event, channel, app_id, result)
+            return _apply(event, channel, app_id, result)
     except event_failures.OUTAGE_ERRORS:
         raise
     except Exception as error:
@@ -151,7 +158,7 @@ def retry_failed_event(failed_event_id: str, *, app_id: str | None) -> Ingestion
         if failure is None:
             return None
         row = WebhookRequest.get_or_none(WebhookRequest.id == failure.webhook_request_id)
-        events = _decode(row.body)[0] if row is not None else []
+        events = _decode(row.body, row.received_at)[0] if row is not None else []
         if not 0 <= failure.event_index < len(events):
             event_failures.attempt_failed(failure, "the event can no longer be found in its stored request")
             return None
@@ -163,7 +170,7 @@ def retry_failed_event(failed_event_id: str, *, app_id: str | None) -> Ingestion
         result = IngestionResult()
         try:
             with database.atomic():
-                done = apply_event(event, channel, app_id, result)
+                done = _apply(event, channel, app_id, result)
         except event_failures.OUTAGE_ERRORS:
             raise
         except Exception as error:
@@ -174,6 +181,32 @@ def retry_failed_event(failed_event_id: str, *, app_id: str | None) -> Ingestion
             return None
         event_failures.applied(failure)
         return result
+
+
+def _apply(event: InboundEvent, channel: Channel, app_id: str | None, result: IngestionResult) -> bool:
+    """Applies one event. Returns False when the message it refers to is not stored yet."""
+    if isinstance(event, ReferralReceived):
+        conversation_effects.apply_referral(event, channel, result)
+    elif isinstance(event, OptinReceived):
+        conversation_effects.apply_optin(event, channel, result)
+    elif isinstance(event, ThreadControlChanged):
+        conversation_effects.apply_thread_control(event, channel, app_id, result)
+    else:
+        return apply_event(event, channel, app_id, result)
+    result.events_applied += 1
+    return True
+
+
+def _record_unusable(request: _Request, index: int, event: UnusableEvent) -> str:
+    return event_failures.record(
+        request.id,
+        index,
+        page_id=event.page_id,
+        kind=event.kind,
+        error=f"a value cannot be stored: {event.reason}",
+        received_at=request.received_at,
+        final=True,
+    )
 
 
 def _record_unreadable(request: _Request) -> str:
@@ -189,10 +222,7 @@ def _record_unreadable(request: _Request) -> str:
 
 
 def _log_ignored(request: _Request, event: IgnoredEvent) -> None:
-    logger.info(
-        "event ignored",
-        extra={"webhook_request_id": request.id, "page_id": event.page_id, "reason": event.reason},
-    )
+    logger.info("event ignored", extra={"webhook_request_id": request.id, **event.log_fields()})
 
 
 @dataclass
@@ -216,7 +246,7 @@ def _load(webhook_request_ids: list[int]) -> list[_Request]:
     for row_id in dict.fromkeys(webhook_request_ids):
         if row_id in rows:
             body, generation, received_at = rows[row_id]
-            events, unreadable = _decode(body)
+            events, unreadable = _decode(body, received_at)
             requests.append(_Request(row_id, generation, received_at, events, unreadable))
     return requests
 
@@ -296,7 +326,7 @@ def _defer(request: _Request, events: list[InboundEvent], result: IngestionResul
 _DEFERRABLE = {cls.__name__: cls for cls in (InboundMessage, ReactionChanged, MessageEdited)}
 
 
-def _decode(body: str) -> tuple[list[InboundEvent], str | None]:
+def _decode(body: str, received_at_ms: int) -> tuple[list[InboundEvent], str | None]:
     """The events of a stored body, or why it cannot be read (nesting too deep, not JSON)."""
     try:
         document = json.loads(body)
@@ -312,7 +342,7 @@ def _decode(body: str) -> tuple[list[InboundEvent], str | None]:
             cls = _DEFERRABLE[item.pop("type")]
             events.append(cls(**item))
         return events, None
-    return parse_webhook_body(document), None
+    return parse_webhook_body(document, received_at_ms=received_at_ms), None
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads has joined every valid pair into one character

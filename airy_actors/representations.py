@@ -55,4 +55,5 @@ def conversation_json(
         "contact": contact_json(contact),
         "last_message": message_json(last_message) if last_message is not None else None,
         "unread_message_count": conversation.unread_message_count,
+        "metadata": conversation.metadata or {},
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import peewee
 
-from airy_actors.models.base import BaseModel
+from airy_actors.models.base import BaseModel, JSONField
 from airy_actors.models.channels import Channel
 from airy_actors.timestamps import now_ms
 
@@ -33,3 +33,5 @@ class Conversation(BaseModel):
     # When the contact last wrote: the Send API's messaging window opens from here.
     last_contact_message_at = peewee.BigIntegerField(null=True)
     unread_message_count = peewee.IntegerField(default=0)
+    # Referrals, notification tokens, the thread's owner (SPEC section 3); {} when none.
+    metadata = JSONField(default=dict)

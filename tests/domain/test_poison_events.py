@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airy_actors import event_failures
+from airy_actors import event_effects, event_failures
 from airy_actors.ingestion import ingest_webhook_request, ingest_webhook_requests, retry_failed_event
 from airy_actors.models import Channel, FailedEvent, Message, WebhookRequest
 from tests.support import APP_ID, entry, reaction, receipt, store_webhook_request, text_message, webhook_body
@@ -56,13 +56,19 @@ def test_a_poison_event_in_a_batch_fails_no_other_request(channel):
     assert [row.webhook_request_id for row in FailedEvent.select()] == [first]
 
 
-def test_a_poison_event_is_retried_at_most_ten_times_in_all_then_failed(channel):
-    # Given a conversation, and a poison event recorded once
+def test_a_poison_event_is_retried_at_most_ten_times_in_all_then_failed(channel, monkeypatch):
+    # Given a message, and a reaction to it whose application fails every time (a bug, as far as we know)
     opening, _ = store_webhook_request(webhook_body(entry(PAGE, text_message(PAGE, PSID, "m_0", "opening"))))
     ingest_webhook_request(opening, app_id=APP_ID)
-    request_id, _ = store_webhook_request(webhook_body(entry(PAGE, poison_receipt())))
+
+    def broken(event, target):
+        raise RuntimeError("a bug nobody has found yet")
+
+    monkeypatch.setattr(event_effects, "_apply_reaction", broken)
+    request_id, _ = store_webhook_request(webhook_body(entry(PAGE, reaction(PAGE, PSID, "m_0"))))
     ingest_webhook_request(request_id, app_id=APP_ID)
     [failure] = FailedEvent.select()
+    assert (failure.kind, failure.status, failure.attempts) == ("reaction", "retrying", 1)
     # When every retry comes due, however often the actor or the sweeper asks
     for _ in range(30):
         FailedEvent.update(next_attempt_at=0).execute()
@@ -70,10 +76,24 @@ def test_a_poison_event_is_retried_at_most_ten_times_in_all_then_failed(channel)
     # Then it was tried ten times in all, and is failed for good, with its reason
     failure = FailedEvent.get_by_id(failure.id)
     assert (failure.attempts, failure.status) == (event_failures.MAX_ATTEMPTS, "failed")
+    assert "a bug nobody has found yet" in failure.error
     assert event_failures.stale() == []
     listed = event_failures.list_failed(cursor=None, page_size=20)
     assert [item["id"] for item in listed["data"]] == [failure.id]
     assert set(listed["data"][0]) == {"id", "webhook_request_id", "page_id", "kind", "error", "attempts", "received_at"}
+
+
+def test_a_value_no_column_holds_fails_its_event_at_once_without_retries(channel):
+    # Given a read receipt whose watermark no timestamp column can hold
+    request_id, _ = store_webhook_request(webhook_body(entry(PAGE, poison_receipt())))
+    # When it is ingested
+    [result] = ingest_webhook_requests([request_id], app_id=APP_ID)
+    # Then it is failed at once, saying why, and never retried
+    [failure] = FailedEvent.select()
+    assert (failure.status, failure.attempts, failure.kind) == ("failed", 1, "read")
+    assert "cannot be stored" in failure.error
+    assert retry_failed_event(failure.id, app_id=APP_ID) is None
+    assert FailedEvent.get_by_id(failure.id).attempts == 1
 
 
 def test_an_event_whose_target_never_arrived_is_failed_and_applies_once_retried(channel):
