@@ -227,6 +227,20 @@ class GraphClient:
             raise GraphError("Facebook answered the upload without an attachment_id", kind=ErrorKind.PERMANENT)
         return str(attachment_id)
 
+    def pass_thread_control(self, token: str, psid: str, target_app_id: str, metadata: str | None) -> None:
+        """Passes the contact's thread to ``target_app_id`` (handover protocol)."""
+        body: dict[str, Any] = {"recipient": {"id": psid}, "target_app_id": target_app_id}
+        if metadata is not None:
+            body["metadata"] = metadata
+        self.request("POST", "/me/pass_thread_control", token, json=body)
+
+    def take_thread_control(self, token: str, psid: str, metadata: str | None) -> None:
+        """Takes the contact's thread back for our app (handover protocol; the primary receiver may)."""
+        body: dict[str, Any] = {"recipient": {"id": psid}}
+        if metadata is not None:
+            body["metadata"] = metadata
+        self.request("POST", "/me/take_thread_control", token, json=body)
+
     def send_message(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         """Posts ``body`` to the Send API; returns ``{"recipient_id", "message_id"}``."""
         return self.request("POST", "/me/messages", token, json=body)

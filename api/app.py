@@ -18,7 +18,17 @@ from airy_actors.runtime import prepare_process
 from api import facebook_writer, send_writer
 from api.auth import SystemTokenAuth
 from api.errors import EXCEPTION_HANDLERS
-from api.routes import channels, conversations, events, facebook_webhook, health, integrations, media, sending
+from api.routes import (
+    channels,
+    conversations,
+    events,
+    facebook_webhook,
+    handover,
+    health,
+    integrations,
+    media,
+    sending,
+)
 
 
 def routes() -> list[Route]:
@@ -35,6 +45,7 @@ def routes() -> list[Route]:
         *integrations.ROUTES,
         *events.ROUTES,
         *media.ROUTES,
+        *handover.ROUTES,
     ]
 
 

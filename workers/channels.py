@@ -18,7 +18,7 @@ from airy_actors.graph import GraphError, get_graph_client
 from workers import queues
 from workers.attempts import is_last_attempt
 from workers.broker import broker
-from workers.jobs import run_job
+from workers.jobs import JOB_RETRIES, run_job
 from workers.scheduler import periodic
 from workers.sweeper import register_sweep
 
@@ -27,8 +27,6 @@ logger = logging.getLogger(__name__)
 HEALTH_CHECK_INTERVAL_MS = 10 * 60_000
 EXPLORE_MEMBER_PRIORITY = 10  # behind connects and disconnects that arrive during a large explore
 
-# Synchronous jobs: a client is waiting, so few retries and short backoffs (about 1.5 s in all).
-JOB_RETRIES: dict[str, Any] = {"max_retries": 2, "min_backoff": 500, "max_backoff": 2_000}
 
 
 @dramatiq.actor(queue_name=queues.CHANNELS, time_limit=60_000, **JOB_RETRIES)

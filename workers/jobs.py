@@ -22,6 +22,8 @@ from workers.broker import broker
 logger = logging.getLogger(__name__)
 
 NOTE_TTL_S = 60  # a note nobody waited for disappears
+# The retries of a job's actor: a client is waiting, so few retries and short backoffs (about 1.5 s in all).
+JOB_RETRIES: dict[str, Any] = {"max_retries": 2, "min_backoff": 500, "max_backoff": 2_000}
 
 
 def note_key(job_id: str) -> str:

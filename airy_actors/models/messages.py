@@ -37,6 +37,8 @@ class Message(BaseModel):
     send_attempts = peewee.IntegerField(null=True)
     send_attempt_at = peewee.BigIntegerField(null=True)  # ms: when the attempt in flight started
     send_due_at = peewee.BigIntegerField(null=True)  # ms: when the sweeper may consider the send stale
+    # A recurring notification send (outside the window): the contact's token, sent instead of the PSID.
+    notification_token = peewee.TextField(null=True)
     # Inbound attachments not kept yet: when the media actor was asked for them (ms); None once settled.
     media_due_at = peewee.BigIntegerField(null=True, index=True)
 

@@ -11,7 +11,7 @@ import peewee
 from airy_actors import outbox
 from airy_actors.db import execute, is_postgres, placeholders, write_transaction
 from airy_actors.errors import BadRequest, NotFound
-from airy_actors.models import Message, new_id
+from airy_actors.models import Conversation, Message, new_id
 from airy_actors.sending.attachments import check_media
 from airy_actors.timestamps import iso_ms, now_ms
 
@@ -33,6 +33,7 @@ class SendRequest:
     message: dict[str, Any]
     messaging_type: str | None = None
     tag: str | None = None
+    notification_token: str | None = None  # a recurring notification message, allowed outside the window
 
 
 def check_send_options(messaging_type: str | None, tag: str | None) -> str:
@@ -87,6 +88,24 @@ def check_window(last_contact_message_at: int | None, tag: str | None, now: int)
     )
 
 
+def check_notification_token(conversation_id: str, token: str, now: int) -> None:
+    """Refuses a recurring notification send whose token the contact did not give, stopped, or let expire.
+
+    Raises:
+      BadRequest: saying which, before Facebook is asked.
+    """
+    conversation = Conversation.get_or_none(Conversation.id == conversation_id)
+    tokens = (conversation.metadata or {}).get("notification_tokens") if conversation is not None else None
+    known = next((item for item in tokens or [] if isinstance(item, dict) and item.get("token") == token), None)
+    if known is None:
+        raise BadRequest("notification_token is not a token this contact gave by opting in")
+    if known.get("status") != "active":
+        raise BadRequest("notification_token was stopped by the contact: they no longer receive these messages")
+    expires_at = known.get("expires_at")
+    if isinstance(expires_at, str) and expires_at <= iso_ms(now):
+        raise BadRequest(f"notification_token expired at {expires_at}; ask the contact to opt in again")
+
+
 # The statements that every message runs (accepting it here; loading, claiming and recording its send below)
 # are plain SQL: compiling Peewee's query trees and building models from joined rows took several times the CPU
 # of the round trips themselves, and CPU is what bounds how many messages a second the web and the worker
@@ -100,10 +119,10 @@ WHERE c.id IN ({ids})
 """
 _INSERT_OUTBOUND = """
 INSERT INTO message (id, conversation_id, channel_id, content, delivery_state, from_contact, sender_id, sent_at,
-  metadata, created_at, updated_at, messaging_type, message_tag)
+  metadata, created_at, updated_at, messaging_type, message_tag, notification_token)
 VALUES {messages}
 """
-_OUTBOUND_ROW = "({p}, {p}, {p}, {p}, 'pending', FALSE, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+_OUTBOUND_ROW = "({p}, {p}, {p}, {p}, 'pending', FALSE, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
 # Each conversation's last message, as airy_actors.conversations.insert_message keeps it for a page's message:
 # the newest by sent_at (a page's message changes neither the unread count nor the messaging window). The rows
 # are (conversation id, message id, sent_at), one a conversation; VALUES names its columns column1.. on both
@@ -213,7 +232,10 @@ def _outbound_message(request: SendRequest, conversation: tuple[Any, ...] | None
     last_contact_message_at, channel_id, connected, page_token, page_id = conversation
     if not connected or not page_token:
         raise BadRequest(f"the channel {channel_id} of this conversation is disconnected; reconnect the page to send")
-    check_window(last_contact_message_at, request.tag, now)
+    if request.notification_token is None:
+        check_window(last_contact_message_at, request.tag, now)
+    else:
+        check_notification_token(request.conversation_id, request.notification_token, now)
     check_media(request.message)
     return Message(
         id=new_id(),
@@ -228,6 +250,7 @@ def _outbound_message(request: SendRequest, conversation: tuple[Any, ...] | None
         metadata={},
         messaging_type=messaging_type,
         message_tag=request.tag,
+        notification_token=request.notification_token,
         created_at=now_ms(),
     )
 
@@ -248,6 +271,7 @@ def _inserted(messages: list[Message]) -> tuple[str, list[Any]]:
             message.created_at,
             message.messaging_type,
             message.message_tag,
+            message.notification_token,
         )
     return placeholders(len(messages), _OUTBOUND_ROW), params
 

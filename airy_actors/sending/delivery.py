@@ -46,6 +46,9 @@ def send_body(message: Message, psid: str, content: dict[str, Any] | None = None
     outgoing = dict(message.content if content is None else content)
     if "metadata" not in outgoing:
         outgoing["metadata"] = MARKER_PREFIX + message.id
+    if message.notification_token:
+        # A recurring notification message: the token stands for the contact, and no messaging type applies.
+        return {"recipient": {"notification_messages_token": message.notification_token}, "message": outgoing}
     body: dict[str, Any] = {
         "recipient": {"id": psid},
         "messaging_type": message.messaging_type or "RESPONSE",
@@ -88,7 +91,7 @@ class _Job:
 # a four-table join takes, which was most of this query's cost.
 _LOAD = """
 SELECT m.id, m.content, m.delivery_state, m.messaging_type, m.message_tag, m.send_state, m.send_attempts,
-       m.send_attempt_at, ch.id, ch.connected, ch.page_token, ch.source_channel_id,
+       m.send_attempt_at, m.notification_token, ch.id, ch.connected, ch.page_token, ch.source_channel_id,
        (SELECT k.source_contact_id FROM contact AS k
         WHERE k.id = (SELECT c.contact_id FROM conversation AS c WHERE c.id = m.conversation_id))
 FROM message AS m
@@ -120,8 +123,8 @@ def _load_many(message_ids: list[str]) -> dict[str, _Job]:
 
 
 def _job(row: tuple[Any, ...]) -> _Job:
-    message_id, content, state, kind, tag, send_state, attempts, attempt_at = row[:8]
-    channel_id, connected, token, page, psid = row[8:]
+    message_id, content, state, kind, tag, send_state, attempts, attempt_at, notification_token = row[:9]
+    channel_id, connected, token, page, psid = row[9:]
     message = Message(
         id=message_id,
         content=Message.content.python_value(content),
@@ -131,6 +134,7 @@ def _job(row: tuple[Any, ...]) -> _Job:
         send_state=send_state,
         send_attempts=attempts,
         send_attempt_at=attempt_at,
+        notification_token=notification_token,
     )
     channel = Channel(id=channel_id, connected=bool(connected), page_token=token, source_channel_id=page)
     return _Job(message, channel, psid)

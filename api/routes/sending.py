@@ -27,6 +27,7 @@ async def messages_send(request: Request) -> JSONResponse:
         message=message,
         messaging_type=body.optional_string("messaging_type"),
         tag=body.optional_string("tag"),
+        notification_token=body.optional_string("notification_token"),
     )
     return JSONResponse(message_json(await writer.submit(send)))
 
