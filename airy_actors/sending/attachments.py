@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from typing import Any
+
+import peewee
 
 from airy_actors.db import release_connection, write_transaction
 from airy_actors.errors import BadRequest
 from airy_actors.graph import ErrorKind, GraphClient, GraphError
 from airy_actors.media.configured import get_media_store, signed_url
 from airy_actors.models import Channel, Media, PageAttachment
+from airy_actors.timestamps import now_ms
 
 logger = logging.getLogger(__name__)
 
 SPOOL_IN_MEMORY_BYTES = 1024 * 1024  # a larger file waits on disk while it is uploaded
+UPLOAD_WAIT_MS = 10_000  # how long a send waits for another send's upload of the same file to the same page
+UPLOAD_POLL_S = 0.1
+UPLOAD_LEASE_MS = 5 * 60_000  # an upload still unfinished this long is presumed dead, and taken over
 INSTAGRAM = "instagram"
 
 
@@ -64,21 +71,74 @@ def outgoing_content(content: dict[str, Any], channel: Channel, graph: GraphClie
 
 
 def _attachment_id(media: Media, channel: Channel, kind: str, graph: GraphClient) -> str:
+    """The page's attachment id of a file: uploaded by the first send that needs it, awaited by the others."""
     page_id = channel.source_channel_id
-    known = PageAttachment.get_or_none((PageAttachment.key == media.key) & (PageAttachment.page_id == page_id))
-    if known is not None:
-        return known.attachment_id
+    deadline = time.monotonic() + UPLOAD_WAIT_MS / 1000
+    while True:
+        known = _known(media.key, page_id)
+        if known is not None and known.attachment_id:
+            return known.attachment_id
+        if _claim_upload(media.key, page_id, known):
+            break
+        if time.monotonic() > deadline:
+            # Another send is still uploading it: try again shortly, nothing was sent (hence an HTTP status).
+            raise GraphError(
+                "the file is being uploaded to this page by another send",
+                kind=ErrorKind.THROTTLED,
+                http_status=409,
+                retry_after_ms=UPLOAD_WAIT_MS,
+            )
+        release_connection()
+        time.sleep(UPLOAD_POLL_S)
+    try:
+        attachment_id = _upload(media, channel, kind, graph)
+    except BaseException:
+        with write_transaction():  # let the next send try
+            _row(media.key, page_id).where(PageAttachment.attachment_id == "").execute()
+        raise
+    with write_transaction():
+        PageAttachment.update(attachment_id=attachment_id).where(
+            (PageAttachment.key == media.key) & (PageAttachment.page_id == page_id)
+        ).execute()
+    logger.info("file uploaded to a page", extra={"media_id": media.id, "page_id": page_id})
+    return attachment_id
+
+
+def _known(key: str, page_id: str) -> PageAttachment | None:
+    return PageAttachment.get_or_none((PageAttachment.key == key) & (PageAttachment.page_id == page_id))
+
+
+def _row(key: str, page_id: str) -> peewee.ModelDelete:
+    return PageAttachment.delete().where((PageAttachment.key == key) & (PageAttachment.page_id == page_id))
+
+
+def _claim_upload(key: str, page_id: str, known: PageAttachment | None) -> bool:
+    """Takes the upload of a file to a page: a row without attachment id, or one whose uploader is presumed dead."""
+    now = now_ms()
+    with write_transaction():
+        if known is None:
+            row = {"key": key, "page_id": page_id, "attachment_id": "", "created_at": now}
+            return PageAttachment.insert(row).on_conflict_ignore().as_rowcount().execute() == 1
+        if now - known.created_at < UPLOAD_LEASE_MS:
+            return False
+        taken = (
+            PageAttachment.update(created_at=now)
+            .where(
+                (PageAttachment.key == key)
+                & (PageAttachment.page_id == page_id)
+                & (PageAttachment.created_at == known.created_at)
+                & (PageAttachment.attachment_id == "")
+            )
+            .execute()
+        )
+        return taken == 1
+
+
+def _upload(media: Media, channel: Channel, kind: str, graph: GraphClient) -> str:
     release_connection()  # the upload may take a while: no connection held meanwhile
     opened = get_media_store().open(media.key)
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as file:
         for chunk in opened.chunks:
             file.write(chunk)
         file.seek(0)
-        attachment_id = graph.upload_attachment(
-            channel.page_token or "", kind=kind, content_type=media.content_type, file=file
-        )
-    with write_transaction():
-        row = {"key": media.key, "page_id": page_id, "attachment_id": attachment_id}
-        PageAttachment.insert(row).on_conflict_ignore().execute()
-    logger.info("file uploaded to a page", extra={"media_id": media.id, "page_id": page_id})
-    return attachment_id
+        return graph.upload_attachment(channel.page_token or "", kind=kind, content_type=media.content_type, file=file)
