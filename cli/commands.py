@@ -24,11 +24,12 @@ from api.http_server import server_options
 from cli.embedded_redis import EmbeddedRedis
 from cli.supervision import WorkerSupervisor
 from workers.queues import ALL as ALL_QUEUES
-from workers.queues import parse_queues
+from workers.queues import WAITING_ON_OTHERS, parse_queues
 
 logger = logging.getLogger("cli.commands")
 
 WORKER_STOP_TIMEOUT_S = 30
+WAITING_THREADS = 8  # serve: the threads of the queues that wait on others (media, integrator deliveries)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,17 +125,26 @@ def _stopping(signum: int, frame: object) -> None:
 
 
 def run_serve(settings: Settings, host: str, port: int, processes: int, threads: int) -> int:
-    """Runs the API in this process and Dramatiq workers of every queue as a child, restarted when they die;
-    stops both, and Redis, together.
+    """Runs the API in this process and Dramatiq workers of every queue as children, restarted when they die;
+    stops them all, and Redis, together.
+
+    The queues that wait on others (media downloads, integrator deliveries) get a worker process of their own,
+    so that a stalled receiver or a slow CDN never holds the threads of ingestion and sending.
     """
     settings, embedded = _with_redis(settings)
-    supervisor: WorkerSupervisor | None = None
+    if settings.public_url is None:  # the workers hand out media URLs of this web
+        os.environ["AIRY_PUBLIC_URL"] = f"http://{host}:{port}"
+    supervisors: list[WorkerSupervisor] = []
+    own = tuple(queue for queue in ALL_QUEUES if queue not in WAITING_ON_OTHERS)
     try:
         _prepare(settings)
-        supervisor = WorkerSupervisor(lambda: _spawn_worker(processes, threads), _stop).start()
+        supervisors.append(WorkerSupervisor(lambda: _spawn_worker(processes, threads, own), _stop).start())
+        supervisors.append(
+            WorkerSupervisor(lambda: _spawn_worker(1, WAITING_THREADS, WAITING_ON_OTHERS), _stop).start()
+        )
         _uvicorn(settings, host, port)
     finally:
-        if supervisor is not None:
+        for supervisor in supervisors:
             supervisor.stop()
         if embedded is not None:
             embedded.stop()

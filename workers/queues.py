@@ -26,6 +26,10 @@ DELIVERIES = "deliveries"
 MAINTENANCE = "maintenance"
 """The sweeper, which re-enqueues work a crash left behind."""
 
+WAITING_ON_OTHERS: tuple[str, ...] = (MEDIA, DELIVERIES)
+"""Queues whose work waits on servers we do not run (CDNs, integrators' receivers): ``serve`` gives them threads
+of their own, so that a slow or stalled one never takes the threads of ingestion and sending."""
+
 ALL: tuple[str, ...] = (INGESTION, PROFILES, SENDING, CHANNELS, EXPLORE, HEALTH, MEDIA, DELIVERIES, MAINTENANCE)
 """Every queue, in the order they are listed to operators."""
 
