@@ -228,7 +228,8 @@ class HttpProcess(Process):
 
         self.check_alive()
         try:
-            return httpx.get(f"{self.url}{path}", timeout=2).status_code in (200, 503)  # 503: up, though some queue has no worker yet
+            # 503: the web is up, though some queue has no worker yet
+            return httpx.get(f"{self.url}{path}", timeout=2).status_code in (200, 503)
         except httpx.HTTPError:
             return False
 
@@ -343,7 +344,7 @@ class Bench:
         self.processes.clear()
 
     def start_web(self, extra_env: dict[str, str] | None = None) -> HttpProcess:
-        """The Procfile's web, on a free port of 127.0.0.1; returns once ``/health`` answers (200, or 503 before the workers)."""
+        """The Procfile's web, on a free port of 127.0.0.1; returns once ``/health`` answers (503 before workers)."""
         port = free_port()
         command = [*procfile_command("web"), "--host", "127.0.0.1", "--port", str(port)]
         web = HttpProcess("web", command, {**self.env, **(extra_env or {})}, self.log_dir, port, "/health")
