@@ -143,8 +143,8 @@ class GraphClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = httpx.Timeout(timeout_ms / 1000)
         self.transport = transport
-        # One TLS context for every thread's client: building one loads the CA bundle, about 30 ms of CPU and
-        # nearly 1 MiB each, and a worker may run hundreds of sending threads.
+        # One TLS context for every thread's client: building one loads the CA bundle, costly in CPU and memory,
+        # and a worker may run hundreds of sending threads.
         self._tls = httpx.create_ssl_context()
         self._local = threading.local()
         # Every client made, to close them; a thread's goes with the thread.

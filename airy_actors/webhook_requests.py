@@ -36,8 +36,8 @@ def store_webhook_requests(bodies: list[bytes]) -> list[tuple[int, bool]]:
     rows = [(body.decode("utf-8", errors="replace"), digest) for body, digest in zip(bodies, digests, strict=True)]
     if supports_returning():
         # The webhook's hot path: one round trip to the database for a whole batch of requests, in plain SQL,
-        # the same for both engines: Peewee compiling the multi-row INSERT cost the web about 100 µs of CPU a
-        # request, this about 30 (bench/webhook_acceptance.py).
+        # the same for both engines: Peewee compiling the multi-row INSERT cost the web several times the CPU
+        # of this (bench/webhook_acceptance.py; figures in the README).
         now = now_ms()
         params = [value for text, digest in rows for value in (text, digest, now, now)]
         cursor = execute(_INSERT_REQUESTS, *params, rows=placeholders(len(bodies), "({p}, {p}, {p}, 0, {p})"))

@@ -149,8 +149,7 @@ class BatchWriter(Generic[Item, Result]):
             results = [error] * len(batch)
         _settle(batch, results)
         # Lets the event loop, woken by _settle, take the GIL and send the answers now, rather than once this
-        # thread has built the next batch's statement: 16 clients then post again sooner (+4% requests a
-        # second at 16 connections in bench/webhook_acceptance.py, the same at 64).
+        # thread has built the next batch's statement: clients then post again sooner (bench/webhook_acceptance.py).
         time.sleep(0)
         self._safely(self.after, results)
 

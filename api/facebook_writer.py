@@ -7,9 +7,8 @@ request is answered as soon as its batch is committed. Under light load a batch 
 waits for company.
 
 The stored requests are then enqueued for ingestion, many to a message, at most a few milliseconds after they
-were answered. A send to Redis costs the web more than an HTTP exchange (130 µs of CPU, and about a
-millisecond of the writer's time when the web is busy), so sending one for each batch halved the rate at
-which the web accepted requests.
+were answered. A send to Redis costs the web more than an HTTP exchange, so sending one for each batch cut
+the rate at which the web accepted requests sharply (bench/webhook_acceptance.py; figures in the README).
 
 While the database is unreachable, requests are appended to the local spool (:mod:`airy_actors.spool`, fsync'd
 before the answer) and answered 200, so that Facebook never sees an outage; new requests keep going there until
@@ -42,8 +41,8 @@ MAX_BATCH = 64
 # request is enqueued on its own, 5 ms after its answer.
 REQUESTS_PER_MESSAGE = 64
 ENQUEUE_WITHIN_S = 0.005
-# Under load, how long a batch waits for more requests after its first (see BatchWriter): 150 µs raised the
-# rate at 16 connections by 4-5% (bench/webhook_acceptance.py), its INSERT and commit taking 0.5 to 1 ms.
+# Under load, how long a batch waits for more requests after its first (see BatchWriter): a fraction of what its
+# INSERT and commit take, it raised the rate at 16 connections (bench/webhook_acceptance.py).
 GATHER_S = 0.00015
 
 Stored = tuple[int, bool]  # a request's row id, and whether this batch stored it

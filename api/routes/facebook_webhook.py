@@ -51,9 +51,8 @@ class Receiver:
 
     A plain ASGI app, which the app serves ahead of its middleware and routing (:class:`api.app.Api`):
     Facebook's deliveries are the API's heaviest traffic. Without a Request, a Response, the routing and the
-    middleware, and with orjson's check of the JSON, a delivery costs the app 12 µs of CPU, half of what it did
-    (bench/webhook_acceptance.py; the writer's work not counted). Its errors are answered by the app's
-    exception handlers.
+    middleware, and with orjson's check of the JSON, a delivery costs the app half the CPU it did
+    (bench/webhook_acceptance.py). Its errors are answered by the app's exception handlers.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
