@@ -46,7 +46,7 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.faults.processes import descendants, signal_groups  # noqa: E402
+from airy_actors.processes import descendants, signal_tree  # noqa: E402
 
 APP_ID = "1517776481860111"
 APP_SECRET = "bench-app-secret"
@@ -195,7 +195,7 @@ class Process:
 
     def stop(self) -> None:
         """SIGTERM to every process group of the tree; SIGKILL what is left after the timeout."""
-        members = signal_groups(self.pid, signal.SIGTERM)
+        members = signal_tree(self.pid, signal.SIGTERM)
         try:
             self.popen.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
