@@ -237,8 +237,8 @@ class HttpProcess(Process):
 class Worker(Process):
     """The Procfile's worker; ready once every worker process says so."""
 
-    def __init__(self, command: list[str], env: dict[str, str], log_dir: Path) -> None:
-        super().__init__("worker", command, env, log_dir)
+    def __init__(self, command: list[str], env: dict[str, str], log_dir: Path, name: str = "worker") -> None:
+        super().__init__(name, command, env, log_dir)
         expected = int_option(command, "--processes", 1)
         wait_for(lambda: self._ready() >= expected, START_TIMEOUT_S, "the worker processes to boot")
 
@@ -308,6 +308,7 @@ class Bench:
             "FACEBOOK_WEBHOOK_SECRET": "bench-verify-token",
             "FACEBOOK_GRAPH_URL": self.fake_graph.url,
             "AIRY_LOG_LEVEL": self.log_level,
+            "AIRY_DATA_DIR": str(self.log_dir / "data"),  # the webhook's spool, the media folder
         }
         for name in ("AIRY_SYSTEM_TOKEN", "PORT"):
             self.env.pop(name, None)
@@ -351,9 +352,9 @@ class Bench:
         self.processes.append(web)
         return web
 
-    def start_worker(self, extra_env: dict[str, str] | None = None) -> Worker:
-        """The Procfile's worker; returns once every worker process has booted."""
-        worker = Worker(procfile_command("worker"), {**self.env, **(extra_env or {})}, self.log_dir)
+    def start_worker(self, extra_env: dict[str, str] | None = None, *, process: str = "worker") -> Worker:
+        """The Procfile's ``process`` (a worker line: ``worker``, ``media``, ``deliveries``), once booted."""
+        worker = Worker(procfile_command(process), {**self.env, **(extra_env or {})}, self.log_dir, process)
         self.processes.append(worker)
         return worker
 
