@@ -74,7 +74,6 @@ async def plain_downloads(urls: list[str], concurrency: int) -> float:
 
 
 def main() -> None:
-    del APP_ID  # the harness's app signs the webhooks
     threads = int_option(procfile_command("media"), "--threads", 8)
     with Bench("media") as bench:
         fake = bench.fake_graph
