@@ -48,7 +48,13 @@ def _fetch(attachment: attachments.Attachment) -> StoredMedia:
 @dramatiq.actor(queue_name=queues.MEDIA, time_limit=30 * 60_000, **RETRIES)
 def store_message_media(message_id: str) -> None:
     """Fetches a message's attachments into the media store and records them in ``metadata.media``."""
-    attachments.settle_message_media(message_id, _fetch, signed_url, last_attempt=is_last_attempt())
+    attachments.settle_message_media(
+        message_id,
+        _fetch,
+        signed_url,
+        last_attempt=is_last_attempt(),
+        fetch_deadline_ms=get_settings().media_fetch_timeout_ms,
+    )
 
 
 @register_sweep

@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 STORED_KINDS = frozenset({"image", "video", "audio", "file", "share", "ig_reel", "reel", "ig_post"})
 LINK_ONLY_KINDS = frozenset({"story_mention"})  # Meta forbids storing them
 _WEB = ("https://", "http://")
-SWEEP_GRACE_MS = 10 * 60_000  # a fetch can take minutes (retries of a large file): sweep only after that
+START_GRACE_MS = 60_000  # a message's media not taken up by an actor this long after ingestion are swept
+LEASE_MARGIN_MS = 30_000  # beyond a fetch's deadline, before a fetch under way is presumed dead and swept
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def has_media(content: dict[str, Any]) -> bool:
 def mark_pending(message_ids: list[str]) -> None:
     """Notes, inside the ingestion's transaction, that these messages' attachments are to be kept."""
     if message_ids:
-        Message.update(media_due_at=now_ms() + SWEEP_GRACE_MS).where(Message.id.in_(message_ids)).execute()
+        Message.update(media_due_at=now_ms() + START_GRACE_MS).where(Message.id.in_(message_ids)).execute()
 
 
 def stale(limit: int = 200) -> list[str]:
@@ -87,7 +88,7 @@ def stale(limit: int = 200) -> list[str]:
         .limit(limit)
     ]
     if ids:
-        Message.update(media_due_at=now + SWEEP_GRACE_MS).where(Message.id.in_(ids)).execute()
+        Message.update(media_due_at=now + START_GRACE_MS).where(Message.id.in_(ids)).execute()
     return ids
 
 
@@ -97,6 +98,7 @@ def settle_message_media(
     url_of: Callable[[str], str],
     *,
     last_attempt: bool,
+    fetch_deadline_ms: int,
 ) -> int:
     """Fetches a message's unsettled attachments and records what each became.
 
@@ -105,6 +107,8 @@ def settle_message_media(
       fetch: stores one attachment's file (``fetch_to_store`` with the process's client and store).
       url_of: the service's signed URL of a stored key.
       last_attempt: record a source that is down for now as an error rather than leave it for a retry.
+      fetch_deadline_ms: how long one fetch may take: the message is leased that long (and a margin) before each
+        fetch, so that the sweeper brings back a fetch whose worker died, and only then.
 
     Returns:
       How many attachments were settled.
@@ -124,6 +128,8 @@ def settle_message_media(
     settled: dict[int, dict[str, Any]] = {}
     retry: MediaUnavailable | None = None
     for attachment in pending:
+        if attachment.url is not None:
+            _lease(message_id, fetch_deadline_ms + LEASE_MARGIN_MS)
         try:
             settled[attachment.index] = _settle(attachment, fetch, url_of)
         except MediaUnavailable as error:
@@ -136,6 +142,12 @@ def settle_message_media(
     if retry is not None:
         raise retry
     return len(settled)
+
+
+def _lease(message_id: str, lease_ms: int) -> None:
+    Message.update(media_due_at=now_ms() + lease_ms).where(
+        (Message.id == message_id) & Message.media_due_at.is_null(False)
+    ).execute()
 
 
 def _settle(attachment: Attachment, fetch: Callable[[Attachment], StoredMedia], url_of: Callable[[str], str]) -> dict:
