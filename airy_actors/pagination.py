@@ -18,6 +18,7 @@ from airy_actors.errors import BadRequest
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+MAX_KEY_LENGTH = 255  # the longest id a cursor can name
 
 
 @dataclass
@@ -45,6 +46,8 @@ def page_size_from(value: object) -> int:
     """
     if value is None:
         return DEFAULT_PAGE_SIZE
+    if isinstance(value, float) and value.is_integer() and value > MAX_PAGE_SIZE:
+        return MAX_PAGE_SIZE  # an integer too large for 64 bits, which JSON parsers read as a float: clamped
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadRequest("page_size must be an integer")
     if value <= 0:
@@ -114,5 +117,11 @@ def _decode(cursor: object) -> tuple[str, list[Any]]:
     except (binascii.Error, ValueError, KeyError, TypeError):
         raise BadRequest("cursor is not valid") from None
     if direction not in ("next", "prev") or not isinstance(key, list) or len(key) != 2:
+        raise BadRequest("cursor is not valid")
+    sort, tiebreak = key
+    # The keys this API writes: an epoch-ms sort key a BIGINT holds, and an id. Anything else was forged.
+    if isinstance(sort, bool) or not isinstance(sort, int) or not -(2**63) <= sort < 2**63:
+        raise BadRequest("cursor is not valid")
+    if not isinstance(tiebreak, str) or len(tiebreak) > MAX_KEY_LENGTH or "\x00" in tiebreak:
         raise BadRequest("cursor is not valid")
     return direction, key

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import orjson
@@ -13,6 +12,7 @@ from airy_actors.errors import BadRequest, PayloadTooLarge
 from airy_actors.pagination import page_size_from
 
 MAX_BODY_BYTES = 1_048_576  # 1 MiB, exactly, is accepted
+MAX_DEPTH = 64  # nesting levels of a request body
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
@@ -62,17 +62,54 @@ async def read_raw(receive: Receive, declared: str | bytes | None, limit: int = 
 
 
 def parse_json(raw: bytes) -> Any:
-    """Decodes a JSON body. Raises BadRequest naming the problem."""
+    """Decodes a JSON body strictly. Raises BadRequest naming the problem, or the offending token.
+
+    Refused: what is not UTF-8 JSON, ``NaN`` and ``Infinity`` (not JSON, and no column or client takes them),
+    lone surrogates (``"\\ud800"``: no database stores them), numbers beyond a double, and nesting deeper than
+    :data:`MAX_DEPTH` levels.
+    """
     if not raw.strip():
         raise BadRequest("body is empty; a JSON object is expected")
     try:
-        text = raw.decode("utf-8")  # RFC 8259: JSON between systems is UTF-8; json.loads would guess
-    except UnicodeDecodeError:
-        raise BadRequest("body is not UTF-8") from None
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"body is not valid JSON: {_refusal(raw, exc)}") from None
+    if _deeper_than(value, MAX_DEPTH):
+        raise BadRequest(f"body is nested deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def _refusal(raw: bytes, error: orjson.JSONDecodeError) -> str:
+    """What is wrong at the error's position, naming the token when it is one JSON refuses (NaN, Infinity)."""
     try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}") from None
+        raw.decode("utf-8")  # only on the way to an error: orjson says "not valid UTF-8" of lone surrogates too
+    except UnicodeDecodeError:
+        return "it is not UTF-8"
+    found = raw[error.pos : error.pos + 9]
+    for token in (b"NaN", b"Infinity", b"-Infinity"):
+        if found.startswith(token):
+            return f"{token.decode()} is not allowed"
+    if "surrogate" in error.msg:
+        return f"a lone surrogate (half of a UTF-16 pair) is not allowed, at character {error.pos}"
+    if "depth" in error.msg:
+        return f"nesting deeper than {MAX_DEPTH} levels is not allowed"
+    return f"{error.msg} at character {error.pos}"
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def require_json_object(raw: bytes) -> None:
@@ -153,8 +190,12 @@ class Body:
         return value
 
     def page(self) -> dict[str, Any]:
-        """The paging fields of a list endpoint, ``cursor`` and ``page_size``, as its keyword arguments."""
-        return {"cursor": self.optional_string("cursor"), "page_size": page_size_from(self.data.get("page_size"))}
+        """The paging fields of a list endpoint, ``cursor`` and ``page_size``, as its keyword arguments.
+
+        ``cursor: ""`` is the API's own "no such page" of a first page: the first page, like no cursor.
+        """
+        cursor = None if self.data.get("cursor") == "" else self.optional_string("cursor")
+        return {"cursor": cursor, "page_size": page_size_from(self.data.get("page_size"))}
 
     def optional_list(self, name: str) -> list[Any] | None:
         value = self.data.get(name)
