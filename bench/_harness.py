@@ -46,7 +46,7 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.faults.processes import descendants, signal_groups  # noqa: E402
+from airy_actors.processes import descendants, signal_tree  # noqa: E402
 
 APP_ID = "1517776481860111"
 APP_SECRET = "bench-app-secret"
@@ -195,7 +195,7 @@ class Process:
 
     def stop(self) -> None:
         """SIGTERM to every process group of the tree; SIGKILL what is left after the timeout."""
-        members = signal_groups(self.pid, signal.SIGTERM)
+        members = signal_tree(self.pid, signal.SIGTERM)
         try:
             self.popen.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -210,12 +210,20 @@ class Process:
 
 
 class HttpProcess(Process):
-    """A process serving HTTP on ``127.0.0.1:port``."""
+    """A process serving HTTP on ``127.0.0.1:port``, ready once ``ready_path`` answers one of ``ready_statuses``."""
 
     def __init__(
-        self, name: str, command: list[str], env: dict[str, str], log_dir: Path, port: int, ready_path: str
+        self,
+        name: str,
+        command: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+        port: int,
+        ready_path: str,
+        ready_statuses: tuple[int, ...] = (200,),
     ) -> None:
         self.port = port
+        self.ready_statuses = ready_statuses
         super().__init__(name, command, env, log_dir)
         wait_for(lambda: self._answers(ready_path), START_TIMEOUT_S, f"{name} to answer {ready_path}")
 
@@ -228,7 +236,7 @@ class HttpProcess(Process):
 
         self.check_alive()
         try:
-            return httpx.get(f"{self.url}{path}", timeout=2).status_code == 200
+            return httpx.get(f"{self.url}{path}", timeout=2).status_code in self.ready_statuses
         except httpx.HTTPError:
             return False
 
@@ -343,10 +351,14 @@ class Bench:
         self.processes.clear()
 
     def start_web(self, extra_env: dict[str, str] | None = None) -> HttpProcess:
-        """The Procfile's web, on a free port of 127.0.0.1; returns once ``/health`` answers 200."""
+        """The Procfile's web, on a free port of 127.0.0.1; returns once ``/health`` answers.
+
+        503 counts: it means that no live worker serves some queue, and a benchmark may start the web first.
+        """
         port = free_port()
         command = [*procfile_command("web"), "--host", "127.0.0.1", "--port", str(port)]
-        web = HttpProcess("web", command, {**self.env, **(extra_env or {})}, self.log_dir, port, "/health")
+        env = {**self.env, **(extra_env or {})}
+        web = HttpProcess("web", command, env, self.log_dir, port, "/health", ready_statuses=(200, 503))
         self.processes.append(web)
         return web
 
