@@ -77,9 +77,9 @@ class Receiver:
             raise Forbidden("the X-Hub-Signature-256 (or X-Hub-Signature) header does not sign this body")
         require_json_object(raw)
         await writer.submit(raw)
+        metrics.WEBHOOK_ACCEPTED.inc()
         await send({"type": "http.response.start", "status": 200, "headers": _RECEIVED_HEADERS})
         await send({"type": "http.response.body", "body": _RECEIVED})
-        metrics.WEBHOOK_ACCEPTED.inc()
 
 
 receive = Receiver()
