@@ -79,7 +79,7 @@ class RunDirectory:
         building = root / f"{NEW_PREFIX}{command}-{pid}"
         shutil.rmtree(building, ignore_errors=True)  # left by a dead process whose pid we now have
         building.mkdir()
-        lock = open(building / OWNER_LOCK, "wb")  # noqa: SIM115  (held open for the whole run)
+        lock = open(building / OWNER_LOCK, "wb")  # held open, and locked, for the whole run
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         path = root / f"{command}-{pid}"
         shutil.rmtree(path, ignore_errors=True)  # ended (its lock was free): same pid, an earlier run
@@ -98,7 +98,7 @@ def remove_ended_runs(root: Path) -> list[Path]:
         if not path.is_dir():
             continue
         try:
-            lock = open(path / OWNER_LOCK, "rb")  # noqa: SIM115
+            lock = open(path / OWNER_LOCK, "rb")
         except FileNotFoundError:
             if path.name.startswith(NEW_PREFIX) and time.time() - path.stat().st_mtime > ABANDONED_AFTER_S:
                 shutil.rmtree(path, ignore_errors=True)
