@@ -46,6 +46,7 @@ class Settings:
     webhooks_allow_private: bool = False
     delivery_timeout_ms: int = 10_000
     spool_max_bytes: int = 1024 * MIB
+    metrics: bool = True  # AIRY_METRICS=off: no /metrics, no metric files, no metrics middleware
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -78,6 +79,7 @@ class Settings:
             webhooks_allow_private=_flag(env, "AIRY_WEBHOOKS_ALLOW_PRIVATE"),
             delivery_timeout_ms=_milliseconds(env, "AIRY_DELIVERY_TIMEOUT_MS", 10_000),
             spool_max_bytes=_bytes(env, "AIRY_SPOOL_MAX_BYTES", 1024 * MIB),
+            metrics=_flag(env, "AIRY_METRICS", default="on"),
         )
         return settings
 
@@ -137,11 +139,11 @@ def _bytes(env: Mapping[str, str], name: str, default: int) -> int:
     return int(value)
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    value = (_text(env, name) or "false").lower()
-    if value not in ("true", "false", "1", "0", "yes", "no"):
+def _flag(env: Mapping[str, str], name: str, default: str = "false") -> bool:
+    value = (_text(env, name) or default).lower()
+    if value not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
         raise ConfigError(f"{name} must be true or false, got {value!r}")
-    return value in ("true", "1", "yes")
+    return value in ("true", "1", "yes", "on")
 
 
 _settings: Settings | None = None

@@ -84,6 +84,12 @@ def record(
     ).id
 
 
+def count_by_status() -> dict[str, int]:
+    """How many events are retrying, and how many failed for good (the ``airy_failed_events`` gauge)."""
+    counts = FailedEvent.select(FailedEvent.status, peewee.fn.COUNT(FailedEvent.id)).group_by(FailedEvent.status)
+    return {RETRYING: 0, FAILED: 0, **dict(counts.tuples())}
+
+
 def retry_delay_ms(attempts: int) -> int:
     """How long after its ``attempts``-th failed attempt an event is tried again."""
     return backoff_ms(attempts, min_ms=MIN_BACKOFF_MS, max_ms=MAX_BACKOFF_MS)

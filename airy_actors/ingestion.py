@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from airy_actors import conversation_effects, event_failures
+from airy_actors import conversation_effects, event_failures, metrics
 from airy_actors.conversations import (
     ContactMessage,
     insert_contact_messages,
@@ -122,6 +122,7 @@ def ingest_webhook_requests(
         if requests:
             processed = [request.id for request in requests]
             WebhookRequest.update(processed_at=now_ms()).where(WebhookRequest.id.in_(processed)).execute()
+    metrics.observe_ingestion_lag(now_ms(), ((r.received_at, results[r.id].messages_created) for r in requests))
     return [results[webhook_request_id] for webhook_request_id in webhook_request_ids]
 
 

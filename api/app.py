@@ -13,11 +13,13 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from airy_actors.config import Settings, get_settings
+from airy_actors.metrics import process_ended
 from airy_actors.processes import stop_with_parent
 from airy_actors.runtime import prepare_process
 from api import facebook_writer, send_writer
 from api.auth import SystemTokenAuth
 from api.errors import EXCEPTION_HANDLERS
+from api.request_metrics import RequestMetrics
 from api.routes import (
     channels,
     conversations,
@@ -27,6 +29,7 @@ from api.routes import (
     health,
     integrations,
     media,
+    metrics,
     sending,
 )
 
@@ -79,15 +82,20 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     yield
     for writer in (facebook_writer.writer, send_writer.writer):
         await asyncio.to_thread(writer.close, WRITERS_CLOSE_TIMEOUT_S)
+    process_ended()
 
 
 def create_app(settings: Settings | None = None) -> Api:
     """Builds the app. The process must have been prepared (database open, broker built)."""
     settings = settings or get_settings()
+    observed = settings.metrics  # AIRY_METRICS=off: neither the endpoint nor the middleware
     app = Api(
         lifespan=lifespan,
-        routes=routes(),
-        middleware=[Middleware(SystemTokenAuth, token=settings.system_token)],
+        routes=[*routes(), *(metrics.ROUTES if observed else [])],
+        middleware=[
+            *([Middleware(RequestMetrics)] if observed else []),
+            Middleware(SystemTokenAuth, token=settings.system_token),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.settings = settings

@@ -59,8 +59,13 @@ EXCEPTION_HANDLERS = {
 }
 
 
-async def answer_error(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
-    """Answers ``exc`` as the app's exception handlers do, for an endpoint that the app serves ahead of them."""
+async def answer_error(scope: Scope, receive: Receive, send: Send, exc: Exception) -> int:
+    """Answers ``exc`` as the app's exception handlers do, for an endpoint that the app serves ahead of them.
+
+    Returns:
+      The status answered.
+    """
     handler = next(EXCEPTION_HANDLERS[kind] for kind in type(exc).__mro__ if kind in EXCEPTION_HANDLERS)
     response = await handler(Request(scope, receive), exc)
     await response(scope, receive, send)
+    return response.status_code

@@ -210,12 +210,20 @@ class Process:
 
 
 class HttpProcess(Process):
-    """A process serving HTTP on ``127.0.0.1:port``."""
+    """A process serving HTTP on ``127.0.0.1:port``, ready once ``ready_path`` answers one of ``ready_statuses``."""
 
     def __init__(
-        self, name: str, command: list[str], env: dict[str, str], log_dir: Path, port: int, ready_path: str
+        self,
+        name: str,
+        command: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+        port: int,
+        ready_path: str,
+        ready_statuses: tuple[int, ...] = (200,),
     ) -> None:
         self.port = port
+        self.ready_statuses = ready_statuses
         super().__init__(name, command, env, log_dir)
         wait_for(lambda: self._answers(ready_path), START_TIMEOUT_S, f"{name} to answer {ready_path}")
 
@@ -228,8 +236,7 @@ class HttpProcess(Process):
 
         self.check_alive()
         try:
-            # 503: the web is up, though some queue has no worker yet
-            return httpx.get(f"{self.url}{path}", timeout=2).status_code in (200, 503)
+            return httpx.get(f"{self.url}{path}", timeout=2).status_code in self.ready_statuses
         except httpx.HTTPError:
             return False
 
@@ -345,10 +352,14 @@ class Bench:
         self.processes.clear()
 
     def start_web(self, extra_env: dict[str, str] | None = None) -> HttpProcess:
-        """The Procfile's web, on a free port of 127.0.0.1; returns once ``/health`` answers (503 before workers)."""
+        """The Procfile's web, on a free port of 127.0.0.1; returns once ``/health`` answers.
+
+        503 counts: it means that no live worker serves some queue, and a benchmark may start the web first.
+        """
         port = free_port()
         command = [*procfile_command("web"), "--host", "127.0.0.1", "--port", str(port)]
-        web = HttpProcess("web", command, {**self.env, **(extra_env or {})}, self.log_dir, port, "/health")
+        env = {**self.env, **(extra_env or {})}
+        web = HttpProcess("web", command, env, self.log_dir, port, "/health", ready_statuses=(200, 503))
         self.processes.append(web)
         return web
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+from airy_actors import metric_files
 from airy_actors.config import Settings, use_settings
 from airy_actors.errors import ConfigError
 from airy_actors.logs import configure_logging
@@ -58,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()
     try:
         settings = Settings.from_environ()
+        metric_files.prepare(settings, args.command)  # before anything imports prometheus_client
         if args.command == "serve":
             return run_serve(settings, args.host, args.port, args.processes, args.threads)
         if args.command == "web":

@@ -18,6 +18,8 @@ from airy_actors.config import get_settings
 from airy_actors.errors import ConfigError
 from workers.database_connections import DatabaseConnections
 from workers.heartbeat import Heartbeat
+from workers.metrics import ActorMetrics
+from workers.queue_metrics import ReadyTime
 from workers.scheduler import PeriodicScheduler
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,9 @@ def build_broker() -> RedisBroker:
     redis_broker.add_middleware(DatabaseConnections())
     redis_broker.add_middleware(PeriodicScheduler(redis_broker.client, settings.broker_namespace))
     redis_broker.add_middleware(Heartbeat(redis_broker.client, settings.broker_namespace))
+    if settings.metrics:
+        redis_broker.add_middleware(ActorMetrics())
+        redis_broker.add_middleware(ReadyTime())
     dramatiq.set_broker(redis_broker)
     return redis_broker
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import peewee
 
-from airy_actors import db
+from airy_actors import db, metrics
 from airy_actors.db import write_transaction
 from airy_actors.integrations.policy import delivery_policy
 from airy_actors.integrations.posting import Attempt, backoff_ms, post_event
@@ -197,6 +197,7 @@ def _record(delivery: WebhookDelivery, subscription: WebhookSubscription, attemp
             WebhookSubscription.update(consecutive_failures=failures, paused_until=paused_until).where(where).execute()
         elif subscription.consecutive_failures:  # the receiver answered: close the breaker
             WebhookSubscription.update(consecutive_failures=0, paused_until=0).where(where).execute()
+    metrics.INTEGRATOR_DELIVERIES[changes.get("status", "retried")].inc()
     logger.info(
         "webhook delivery attempted",
         extra={

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from airy_actors import outbox
+from airy_actors import metrics, outbox
 from airy_actors.conversations import save_metadata, update_send_bookkeeping
 from airy_actors.db import execute, is_postgres, placeholders, supports_returning, write_transaction
 from airy_actors.models import Channel, Message
@@ -61,6 +61,7 @@ def record_many_delivered(delivered: list[tuple[str, str]]) -> None:
     for message_id, mid in delivered:
         if message_id not in recorded:
             _record_locked(message_id, mid)
+    metrics.SENDS_DELIVERED.inc(len(delivered))
 
 
 def _recorded_at_once(delivered: list[tuple[str, str]]) -> set[str]:
@@ -137,6 +138,7 @@ def record_failed(message_id: str, reason: str, *, unconfirmed: bool | None = No
             send_state=state,
             send_attempt_at=None,
         )
+        metrics.SENDS_FAILED.inc()
 
 
 def claim_echo(channel: Channel, source_message_id: str, event: dict[str, Any]) -> Message | None:

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from airy_actors import metrics
 from airy_actors.config import Settings
 from airy_actors.errors import AiryError, Unavailable
 from api.bodies import read_raw, require_json_object
@@ -59,7 +60,7 @@ class Receiver:
         try:
             await self._receive(scope, receive, send)
         except Exception as error:
-            await answer_error(scope, receive, send, error)
+            metrics.webhook_answered(await answer_error(scope, receive, send, error))
 
     async def _receive(self, scope: Scope, receive: Receive, send: Send) -> None:
         settings: Settings = scope["app"].state.settings
@@ -69,11 +70,13 @@ class Receiver:
         headers = _Headers(scope["headers"])
         raw = await read_raw(receive, headers.content_length)
         if raw is None:
+            metrics.WEBHOOK_DISCONNECTED.inc()
             return  # the client went away before sending the whole body: nobody to answer
         if not signature_is_valid(raw, headers.signatures, secret):
             raise Forbidden("the X-Hub-Signature-256 (or X-Hub-Signature) header does not sign this body")
         require_json_object(raw)
         await writer.submit(raw)
+        metrics.WEBHOOK_ACCEPTED.inc()
         await send({"type": "http.response.start", "status": 200, "headers": _RECEIVED_HEADERS})
         await send({"type": "http.response.body", "body": _RECEIVED})
 
