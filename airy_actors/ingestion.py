@@ -339,9 +339,12 @@ def _decode(body: str, received_at_ms: int) -> tuple[list[InboundEvent], str | N
         document = _without_lone_surrogates(document)
     if isinstance(document, dict) and document.get("object") == DEFERRED_OBJECT:
         events: list[InboundEvent] = []
-        for item in document.get("events", []):
-            cls = _DEFERRABLE[item.pop("type")]
-            events.append(cls(**item))
+        try:
+            for item in document.get("events", []):
+                cls = _DEFERRABLE[item.pop("type")]
+                events.append(cls(**item))
+        except (KeyError, TypeError, AttributeError) as error:  # written by another version of this code
+            return [], f"a deferred event this version cannot read ({type(error).__name__}: {error})"
         return events, None
     return parse_webhook_body(document, received_at_ms=received_at_ms), None
 
