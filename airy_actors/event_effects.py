@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from airy_actors.conversations import ensure_conversation, find_message, insert_message, save_metadata
-from airy_actors.facebook_events import (
+from airy_actors.events import (
     InboundEvent,
     InboundMessage,
     MessageEdited,

@@ -27,7 +27,7 @@ from airy_actors.conversations import (
 )
 from airy_actors.db import database, supports_returning, write_transaction
 from airy_actors.event_effects import IngestionResult, apply_event, event_kind
-from airy_actors.facebook_events import (
+from airy_actors.events import (
     IgnoredEvent,
     InboundEvent,
     InboundMessage,
