@@ -19,6 +19,7 @@ from api import facebook_writer, send_writer
 from api.auth import SystemTokenAuth
 from api.errors import EXCEPTION_HANDLERS
 from api.routes import channels, conversations, events, facebook_webhook, health, integrations, media, sending
+from api.routes.instagram import ROUTES as INSTAGRAM_ROUTES
 
 
 def routes() -> list[Route]:
@@ -31,6 +32,7 @@ def routes() -> list[Route]:
         Route("/messages.list", conversations.messages_list, methods=["POST"]),
         Route("/messages.info", conversations.messages_info, methods=["POST"]),
         *channels.ROUTES,
+        *INSTAGRAM_ROUTES,
         *sending.ROUTES,
         *integrations.ROUTES,
         *events.ROUTES,
