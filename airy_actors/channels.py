@@ -239,7 +239,7 @@ def begin_disconnect(channel_id: str, *, source: str | None = None) -> bool:
         if channel is None:
             raise BadRequest(f"channel_id {channel_id} is not a known channel")
         if source is not None and channel.source != source:
-            raise BadRequest(f"channel_id {channel_id} is not a {source} channel")
+            raise BadRequest(f"channel_id {channel_id} is not a channel of source {source}")
         if channel.connected:
             channel.connected = False
             save_channel(channel)
