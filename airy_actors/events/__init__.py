@@ -1,7 +1,8 @@
 """Meta's webhook bodies as domain events, for Messenger and Instagram: one parser per platform.
 
-``types`` (the events), ``common`` (what both platforms send alike, parsed once), ``messenger`` and ``instagram``
-(what only each sends), ``bodies`` (:func:`parse_webhook_body`, which picks the parser by the body's ``object``).
+``types`` (the events), ``common`` (what both platforms send alike, parsed once), ``values`` (ids, timestamps and
+strings as Meta writes them), ``messenger`` and ``instagram`` (what only each sends), ``bodies``
+(:func:`parse_webhook_body`, which picks the parser by the body's ``object``).
 Pure: no I/O, no database.
 """
 

@@ -23,22 +23,17 @@ from __future__ import annotations
 from typing import Any
 
 from airy_actors.events.common import (
-    CONTACT_ID_MAX,
-    MESSAGE_ID_MAX,
     Item,
-    check_length,
     contact_message,
     echo_message,
     event_time,
-    object_at,
     parse_entries,
     parse_postback,
     parse_reaction,
     parse_referral,
-    party,
-    required_str,
 )
 from airy_actors.events.types import InboundEvent, MessageDeleted, MessageRead
+from airy_actors.events.values import CONTACT_ID_MAX, MESSAGE_ID_MAX, check_length, object_at, party, required_str
 from airy_actors.models import INSTAGRAM
 
 OBJECT = "instagram"

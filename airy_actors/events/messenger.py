@@ -14,26 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 from airy_actors.events.common import (
-    CONTACT_ID_MAX,
-    MESSAGE_ID_MAX,
-    OTHER_ID_MAX,
     Item,
-    Malformed,
-    as_id,
-    check_length,
     contact_message,
     echo_message,
     event_time,
-    millis,
-    object_at,
-    optional_text,
     parse_entries,
     parse_postback,
     parse_reaction,
     parse_referral,
-    party,
-    required_str,
-    short,
 )
 from airy_actors.events.types import (
     InboundEvent,
@@ -41,6 +29,20 @@ from airy_actors.events.types import (
     OptinReceived,
     ReceiptWatermark,
     ThreadControlChanged,
+)
+from airy_actors.events.values import (
+    CONTACT_ID_MAX,
+    MESSAGE_ID_MAX,
+    OTHER_ID_MAX,
+    Malformed,
+    as_id,
+    check_length,
+    millis,
+    object_at,
+    optional_text,
+    party,
+    required_str,
+    short,
 )
 from airy_actors.models import FACEBOOK
 

@@ -5,6 +5,7 @@ echoes that must not become second messages."""
 from __future__ import annotations
 
 import json
+import secrets
 
 import pytest
 
@@ -203,12 +204,14 @@ def test_instagram_accounts_are_throttled_at_instagrams_rate(broker, monkeypatch
     monkeypatch.setattr(throttling, "TEXT_RATE", Rate(limit=5, bucket_ms=86_400_000))
     monkeypatch.setattr(throttling, "INSTAGRAM_TEXT_RATE", Rate(limit=2, bucket_ms=86_400_000))
     throttle = PageThrottle(broker.client, broker.namespace)
+    # Ids of this test's own: the day-long buckets outlive it in Redis
+    account, page = f"ig-{secrets.token_hex(4)}", f"fb-{secrets.token_hex(4)}"
 
-    instagram = throttle.acquire_text(ACCOUNT_ID, 4, platform="instagram", max_wait_ms=0)
-    messenger = throttle.acquire_text(PAGE_ID, 7, platform="facebook", max_wait_ms=0)
+    instagram = throttle.acquire_text(account, 4, platform="instagram", max_wait_ms=0)
+    messenger = throttle.acquire_text(page, 7, platform="facebook", max_wait_ms=0)
 
     assert (instagram, messenger) == (2, 5)
-    assert not throttle.acquire(ACCOUNT_ID, media=False, platform="instagram", max_wait_ms=0)
+    assert not throttle.acquire(account, media=False, platform="instagram", max_wait_ms=0)
 
 
 def test_the_default_rates_stay_below_metas_limits():
