@@ -49,7 +49,7 @@ async def instagram_disconnect(request: Request) -> JSONResponse:
     require_facebook(request.app.state.settings)
     body = await Body.of(request)
     channel_id = body.string("channel_id", max_length=MAX_ID_LENGTH)
-    if await in_database(lambda: channels.begin_disconnect(channel_id, source=INSTAGRAM)):
+    if await in_database(channels.begin_disconnect, channel_id, source=INSTAGRAM):
         try:
             disconnect_page.send(channel_id)
         except (BrokerError, redis.RedisError):
