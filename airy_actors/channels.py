@@ -1,9 +1,13 @@
-"""Channels: connecting, disconnecting and updating Facebook pages, and keeping an eye on their health.
+"""Channels: connecting, disconnecting and updating Facebook pages and Instagram accounts, and their health.
 
 Plain synchronous code over the database and the Graph client; the actors and endpoints only call it.
 Every change to a channel goes through :func:`save_channel`, the one place where a ``channel.updated``
 event can be emitted. Page tokens are stored on the channel and go nowhere else: not into results, errors
 or log lines.
+
+An Instagram channel is an Instagram professional account linked to a page: it is served through that page
+(its token, its webhook subscription, its Send API), so one page may back two channels, a Messenger one and an
+Instagram one. A disconnect leaves the page's subscription alone while the other channel still needs it.
 """
 
 from __future__ import annotations
@@ -18,13 +22,12 @@ from airy_actors import outbox
 from airy_actors.db import is_postgres, write_transaction
 from airy_actors.errors import BadRequest, NotFound
 from airy_actors.graph import ErrorKind, GraphClient, GraphError
-from airy_actors.models import Channel
+from airy_actors.models import FACEBOOK, INSTAGRAM, SOURCES, Channel
 from airy_actors.representations import channel_json
 from airy_actors.timestamps import now_ms
 
 logger = logging.getLogger(__name__)
 
-FACEBOOK = "facebook"
 DISCONNECT_STALE_MS = 5 * 60_000  # a disconnected channel still holding its token this long lost its actor
 
 
@@ -139,20 +142,72 @@ def connect_page(
         name = name or page.get("name") or owner.get("name")
         image_url = image_url or picture_url(page)
     graph.subscribe_app(page_id, page_token)
-    try:
-        channel = _store_connected(page_id, page_token, name, image_url)
-    except peewee.IntegrityError:  # another connect of the same page inserted it first: update that row
-        channel = _store_connected(page_id, page_token, name, image_url)
+    channel = _store_connected(FACEBOOK, page_id, page_id, page_token, name, image_url)
     logger.info("page connected", extra={"channel_id": channel.id, "page_id": page_id})
     return channel_json(channel)
 
 
-def _store_connected(page_id: str, page_token: str, name: str | None, image_url: str | None) -> Channel:
+def connect_instagram(
+    graph: GraphClient,
+    *,
+    page_id: str,
+    page_token: str,
+    account_id: str,
+    name: str | None = None,
+    image_url: str | None = None,
+) -> dict[str, Any]:
+    """Connects an Instagram account through its page: checks both, subscribes our app to the page's webhook.
+
+    Safe to run twice. Reconnecting an account keeps its channel id and replaces the token (and the page, when
+    the account was linked to another page since).
+
+    Returns:
+      The channel, as the API shows it.
+
+    Raises:
+      BadRequest: when the token belongs to another page, or ``account_id`` is not the page's Instagram account.
+      GraphError: when Facebook refuses the token or cannot be reached.
+    """
+    owner = graph.me(page_token)
+    if str(owner.get("id")) != page_id:
+        raise BadRequest(f"page_token does not belong to page {page_id}")
+    linked = graph.linked_instagram_account(page_id, page_token)
+    if linked != account_id:
+        found = f"its account is {linked}" if linked else "it has none"
+        raise BadRequest(f"account_id {account_id} is not the Instagram account linked to page {page_id}: {found}")
+    if name is None or image_url is None:
+        account = graph.instagram_account(account_id, page_token)
+        name = name or _text(account.get("username"))
+        image_url = image_url or _text(account.get("profile_picture_url"))
+    graph.subscribe_app(page_id, page_token)
+    channel = _store_connected(INSTAGRAM, account_id, page_id, page_token, name, image_url)
+    logger.info("instagram account connected", extra={"channel_id": channel.id, "page_id": page_id})
+    return channel_json(channel)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _store_connected(
+    source: str, source_channel_id: str, page_id: str, page_token: str, name: str | None, image_url: str | None
+) -> Channel:
+    try:
+        return _upsert_connected(source, source_channel_id, page_id, page_token, name, image_url)
+    except peewee.IntegrityError:  # another connect of the same channel inserted it first: update that row
+        return _upsert_connected(source, source_channel_id, page_id, page_token, name, image_url)
+
+
+def _upsert_connected(
+    source: str, source_channel_id: str, page_id: str, page_token: str, name: str | None, image_url: str | None
+) -> Channel:
     with write_transaction():
-        channel = _locked(Channel.select().where((Channel.source == FACEBOOK) & (Channel.source_channel_id == page_id)))
+        query = Channel.select().where((Channel.source == source) & (Channel.source_channel_id == source_channel_id))
+        channel = _locked(query)
         new = channel is None
         if channel is None:
-            channel = Channel(source=FACEBOOK, source_channel_id=page_id)
+            channel = Channel(source=source, source_channel_id=source_channel_id)
+        channel.page_id = page_id
         channel.name = name
         channel.image_url = image_url
         channel.page_token = page_token
@@ -165,21 +220,26 @@ def _store_connected(page_id: str, page_token: str, name: str | None, image_url:
 # --- disconnect ------------------------------------------------------------------------------------------
 
 
-def begin_disconnect(channel_id: str) -> bool:
+def begin_disconnect(channel_id: str, *, source: str | None = None) -> bool:
     """Marks a channel disconnected at once: from now on its events produce nothing.
 
     The token stays until the disconnect actor has unsubscribed our app with it (:func:`finish_disconnect`).
+
+    Parameters:
+      source: when given, the channel must be of this source (``instagram.disconnect`` takes no page).
 
     Returns:
       Whether that actor has work to do.
 
     Raises:
-      BadRequest: when there is no such channel (the seed answers 400, not 404).
+      BadRequest: when there is no such channel (the seed answers 400, not 404), or it is of another source.
     """
     with write_transaction():
         channel = _lock_channel(channel_id)
         if channel is None:
             raise BadRequest(f"channel_id {channel_id} is not a known channel")
+        if source is not None and channel.source != source:
+            raise BadRequest(f"channel_id {channel_id} is not a channel of source {source}")
         if channel.connected:
             channel.connected = False
             save_channel(channel)
@@ -190,6 +250,9 @@ def begin_disconnect(channel_id: str) -> bool:
 def finish_disconnect(graph: GraphClient, channel_id: str, *, last_attempt: bool) -> None:
     """Unsubscribes our app from a disconnected channel's page, then deletes the token.
 
+    The subscription stays when another connected channel is served by the same page (its Messenger channel,
+    or its Instagram account's): that channel still needs the page's events.
+
     Facebook saying the token is no good (or refusing the call for good) does not stop the disconnect.
     A transient error is raised to be retried, except on the last attempt, which deletes the token anyway:
     the events Facebook may keep sending are ignored, the channel being disconnected.
@@ -199,7 +262,8 @@ def finish_disconnect(graph: GraphClient, channel_id: str, *, last_attempt: bool
         return
     token = channel.page_token
     try:
-        graph.unsubscribe_app(channel.source_channel_id, token)
+        if not _page_still_serves(channel):
+            graph.unsubscribe_app(channel.graph_page_id, token)
     except GraphError as error:
         if error.retryable and not last_attempt:
             raise
@@ -214,6 +278,13 @@ def finish_disconnect(graph: GraphClient, channel_id: str, *, last_attempt: bool
             channel.page_token = None
             channel.webhook_subscribed = False
             save_channel(channel)
+
+
+def _page_still_serves(channel: Channel) -> bool:
+    """Whether another connected channel is served by ``channel``'s page."""
+    page_id = channel.graph_page_id
+    same_page = (Channel.page_id == page_id) | ((Channel.source == FACEBOOK) & (Channel.source_channel_id == page_id))
+    return Channel.select().where(same_page & (Channel.id != channel.id) & (Channel.connected == True)).exists()  # noqa: E712
 
 
 def stale_disconnects(limit: int = 200) -> list[str]:
@@ -249,12 +320,13 @@ def flag_token_invalid(channel_id: str) -> None:
 
 
 def connected_channel_ids() -> list[str]:
-    query = Channel.select(Channel.id).where((Channel.source == FACEBOOK) & (Channel.connected == True))  # noqa: E712
+    """The connected channels of every source: Facebook pages and Instagram accounts."""
+    query = Channel.select(Channel.id).where(Channel.source.in_(SOURCES) & (Channel.connected == True))  # noqa: E712
     return [row.id for row in query.order_by(Channel.id)]
 
 
 def check_health(graph: GraphClient, channel_id: str, *, app_id: str | None) -> Health | None:
-    """Checks a connected page's token and our app's webhook subscription; subscribes again if dropped.
+    """Checks a connected channel's token and our app's webhook subscription of its page; subscribes again if dropped.
 
     Records ``token_valid`` and ``webhook_subscribed`` on the channel so that an operator sees a broken
     page. Returns what it found, or None when the channel is not connected.
@@ -266,7 +338,7 @@ def check_health(graph: GraphClient, channel_id: str, *, app_id: str | None) -> 
     if channel is None or not channel.connected:
         return None
     token = channel.page_token
-    health = _probe(graph, channel.source_channel_id, token, app_id) if token else Health(False, None)
+    health = _probe(graph, channel.graph_page_id, token, app_id) if token else Health(False, None)
     with write_transaction():
         channel = _lock_channel(channel_id)
         # The page was disconnected or reconnected with another token meanwhile: this finding is stale.

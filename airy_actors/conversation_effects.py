@@ -21,7 +21,7 @@ from airy_actors import outbox
 from airy_actors.conversations import ensure_conversation
 from airy_actors.db import is_postgres
 from airy_actors.event_effects import IngestionResult
-from airy_actors.facebook_events import OptinReceived, ReferralReceived, ThreadControlChanged
+from airy_actors.events import OptinReceived, ReferralReceived, ThreadControlChanged
 from airy_actors.models import Channel, Conversation
 from airy_actors.timestamps import iso_ms
 

@@ -1,8 +1,13 @@
-"""What each event does to conversations and messages: messages, echoes, reactions, edits, receipts.
+"""What each event does to conversations and messages: messages, echoes, reactions, edits, unsends, receipts.
 
-Every function here is safe to run twice for the same event: messages are keyed by Facebook's ``mid``,
-reactions and receipts set values, edits are counted by ``num_edit``. The caller holds the transaction (a
-savepoint of its own for each event, so that one event that cannot be applied takes no other with it).
+Every function here is safe to run twice for the same event: messages are keyed by Meta's ``mid``,
+reactions, receipts and unsends set values, edits are counted by ``num_edit``. The caller holds the transaction
+(a savepoint of its own for each event, so that one event that cannot be applied takes no other with it).
+
+Echoes of our own sends must not become second messages. Messenger names the sending app in an echo; Instagram
+does not, so an Instagram echo is ours when its ``mid`` is one we stored, when our send to that contact is still
+waiting for Facebook's answer (the echo waits for it), or when it settles a send left in doubt (see
+``sending.claim_unconfirmed_echo``); any other echo is a message the account wrote elsewhere (the Instagram app).
 """
 
 from __future__ import annotations
@@ -10,16 +15,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from airy_actors.conversations import ensure_conversation, find_message, insert_message, save_metadata
-from airy_actors.facebook_events import (
+from airy_actors.events import (
     InboundEvent,
     InboundMessage,
+    MessageDeleted,
     MessageEdited,
+    MessageRead,
     ReactionChanged,
     ReceiptWatermark,
 )
 from airy_actors.media.attachments import has_media
-from airy_actors.models import Channel, Conversation, Message, stable_id
-from airy_actors.sending import claim_echo
+from airy_actors.models import INSTAGRAM, Channel, Conversation, Message, stable_id
+from airy_actors.sending import claim_echo, claim_unconfirmed_echo, send_in_flight
 from airy_actors.timestamps import iso_ms
 
 
@@ -48,7 +55,12 @@ def event_kind(event: object) -> str:
     return _KINDS.get(type(event), type(event).__name__)
 
 
-_KINDS: dict[type, str] = {ReactionChanged: "reaction", MessageEdited: "message_edit"}
+_KINDS: dict[type, str] = {
+    ReactionChanged: "reaction",
+    MessageEdited: "message_edit",
+    MessageDeleted: "message_deleted",
+    MessageRead: "read",
+}
 
 
 def apply_event(event: InboundEvent, channel: Channel, app_id: str | None, result: IngestionResult) -> bool:
@@ -66,23 +78,24 @@ def apply_event(event: InboundEvent, channel: Channel, app_id: str | None, resul
         _apply_reaction(event, target)
     elif isinstance(event, MessageEdited):
         _apply_edit(event, target)
+    elif isinstance(event, MessageDeleted):
+        _apply_deletion(event, target)
+    elif isinstance(event, MessageRead):
+        _apply_read(event, target)
     result.events_applied += 1
     return True
 
 
 def _apply_message(event: InboundMessage, channel: Channel, app_id: str | None, result: IngestionResult) -> bool:
-    if event.is_echo and app_id is not None and event.app_id == app_id:
-        # Our own send coming back: found by the mid the send actor stored, or by the marker it asked Facebook
-        # to echo (sending.claim_echo); else wait for the actor.
-        ours = find_message(channel, event.source_message_id) or claim_echo(
-            channel, event.source_message_id, event.content
-        )
-        if ours is None:
+    if event.is_echo:
+        ours = _our_send(event, channel, app_id)
+        if ours is _WAIT:
             return False
-        if ours.delivery_state == "pending":
-            save_metadata(ours, ours.metadata, delivery_state="delivered")
-        result.events_applied += 1
-        return True
+        if isinstance(ours, Message):
+            if ours.delivery_state == "pending":
+                save_metadata(ours, ours.metadata, delivery_state="delivered")
+            result.events_applied += 1
+            return True
     ref = ensure_conversation(channel, event.contact_id)
     if ref.created:
         result.contacts_created.append(ref.contact.id)
@@ -103,6 +116,28 @@ def _apply_message(event: InboundMessage, channel: Channel, app_id: str | None, 
     if created and has_media(event.content):
         result.media_message_ids.append(stable_id("message", channel.id, event.source_message_id))
     return True
+
+
+_WAIT = object()  # an echo of our own send whose message cannot be told yet: the event waits
+
+
+def _our_send(event: InboundMessage, channel: Channel, app_id: str | None) -> Message | object | None:
+    """The outbound message an echo is of, :data:`_WAIT` when that can't be told yet, or None: not ours."""
+    if event.platform == INSTAGRAM and event.app_id is None:
+        known = find_message(channel, event.source_message_id)
+        if known is not None:
+            return known  # ours, recorded by the send actor; or a redelivered echo of a message stored before
+        if send_in_flight(channel, event.contact_id):
+            return _WAIT  # Facebook answered our send, but the actor has not recorded the mid yet
+        return claim_unconfirmed_echo(channel, event.contact_id, event.source_message_id, event.content)
+    if app_id is None or event.app_id != app_id:
+        return None  # another app's, or the Page inbox's: a message of its own
+    # Our own send coming back: found by the mid the send actor stored, or by the marker it asked Facebook to echo
+    # (sending.claim_echo); else wait for the actor.
+    ours = find_message(channel, event.source_message_id) or claim_echo(
+        channel, event.source_message_id, event.content
+    )
+    return _WAIT if ours is None else ours
 
 
 def _apply_reaction(event: ReactionChanged, target: Message) -> None:
@@ -131,6 +166,25 @@ def _apply_edit(event: MessageEdited, target: Message) -> None:
     content["message"] = inner
     metadata["edits"] = edits
     save_metadata(target, metadata, content=content)
+
+
+def _apply_deletion(event: MessageDeleted, target: Message) -> None:
+    # The content stays as it was: the contact unsent it, and the record says so.
+    if "deleted_at" not in target.metadata:
+        save_metadata(target, {**target.metadata, "deleted_at": iso_ms(event.deleted_at_ms)})
+
+
+def _apply_read(event: MessageRead, target: Message) -> None:
+    """Marks the message read, and every outbound one of its conversation sent before it."""
+    stamp = iso_ms(event.read_at_ms)
+    outbound = Message.select().where(
+        (Message.conversation == target.conversation_id)
+        & (Message.from_contact == False)  # noqa: E712
+        & ((Message.sent_at <= target.sent_at) | (Message.id == target.id))
+    )
+    for message in outbound:
+        if "read_at" not in message.metadata:
+            save_metadata(message, {**message.metadata, "read_at": stamp})
 
 
 def _apply_receipt(event: ReceiptWatermark, channel: Channel) -> None:

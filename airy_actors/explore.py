@@ -42,6 +42,7 @@ class PageTask:
     name: str
     position: int
     check_subscription: bool
+    instagram_account_id: str | None = None  # from /me/accounts: the page's linked Instagram account
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Finding:
     position: int
     image_url: str | None
     subscribed: bool | None
+    instagram_account_id: str | None = None
 
 
 class ExploreState:
@@ -154,11 +156,20 @@ def explore_pages(
         connected = channels.connected_channels([page_id for _, page_id, _ in fresh])
         fan_out(
             [
-                PageTask(page_id, str(page.get("name") or ""), position, page_id in connected)
+                PageTask(
+                    page_id, str(page.get("name") or ""), position, page_id in connected, _linked_account(page)
+                )
                 for position, page_id, page in fresh
             ]
         )
     return len(seen)
+
+
+def _linked_account(page: dict[str, Any]) -> str | None:
+    """The id of the Instagram account linked to a page of /me/accounts, when it has one."""
+    linked = page.get("instagram_business_account")
+    account_id = linked.get("id") if isinstance(linked, dict) else None
+    return str(account_id) if isinstance(account_id, str | int) and account_id != "" else None
 
 
 def read_ahead(pages: Iterator[list[dict[str, Any]]], depth: int) -> Iterator[list[dict[str, Any]]]:
@@ -229,7 +240,8 @@ def explore_page(
             if error.retryable and not last_attempt:
                 raise
             logger.info("explore: page details unavailable", extra={"page_id": task.page_id, "kind": error.kind.value})
-    return state.record(Finding(task.page_id, name, task.position, image_url, subscribed))
+    finding = Finding(task.page_id, name, task.position, image_url, subscribed, task.instagram_account_id)
+    return state.record(finding)
 
 
 @dataclass(frozen=True)
@@ -253,6 +265,8 @@ def join(state: ExploreState, job_id: str) -> Joined:
         if finding.image_url:
             entry["image_url"] = finding.image_url
         entry["connected"] = finding.page_id in connected
+        if finding.instagram_account_id:
+            entry["instagram_account_id"] = finding.instagram_account_id
         data.append(entry)
     finished = jobs.succeed(job_id, {"data": data})
     state.clear()

@@ -53,6 +53,8 @@ THROTTLING_CODES = {4, 17, 32, 613} | set(range(80001, 80015))
 TRANSIENT_CODES = {1, 2}
 TOKEN_CODES = {102, 190}
 TOKEN_SUBCODES = {458, 459, 460, 463, 464, 467, 492}
+# "Sent outside of allowed window": Messenger's subcode, and Instagram's.
+WINDOW_SUBCODES = {2018278, 2534022}
 
 
 class GraphError(AiryError):
@@ -114,7 +116,7 @@ def classify(http_status: int, body: Any) -> GraphError:
         kind = ErrorKind.THROTTLED
     elif code in TRANSIENT_CODES or error.get("is_transient") is True or http_status >= 500:
         kind = ErrorKind.TRANSIENT
-    elif code == 10 and subcode == 2018278:  # outside the messaging window: a policy, not a permission
+    elif code == 10 and subcode in WINDOW_SUBCODES:  # outside the messaging window: a policy, not a permission
         kind = ErrorKind.PERMANENT
     elif code in (3, 10) or (code is not None and 200 <= code <= 299):
         kind = ErrorKind.PERMISSION
@@ -196,10 +198,13 @@ class GraphClient:
         return list(self.request("GET", f"/{page_id}/subscribed_apps", token).get("data") or [])
 
     def managed_pages(self, user_token: str, *, page_size: int = 25) -> Iterator[list[dict[str, Any]]]:
-        """The pages a user token manages, one Graph result page at a time, following ``paging.next``."""
-        answer = self.request(
-            "GET", "/me/accounts", user_token, params={"fields": "id,name,access_token", "limit": str(page_size)}
-        )
+        """The pages a user token manages, one Graph result page at a time, following ``paging.next``.
+
+        Each page has its ``id``, ``name``, ``access_token`` and, when an Instagram account is linked to it,
+        ``instagram_business_account: {"id"}``.
+        """
+        fields = "id,name,access_token,instagram_business_account"
+        answer = self.request("GET", "/me/accounts", user_token, params={"fields": fields, "limit": str(page_size)})
         while True:
             yield list(answer.get("data") or [])
             next_url = (answer.get("paging") or {}).get("next")
@@ -244,6 +249,27 @@ class GraphClient:
     def send_message(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         """Posts ``body`` to the Send API; returns ``{"recipient_id", "message_id"}``."""
         return self.request("POST", "/me/messages", token, json=body)
+
+    # --- Instagram, through the page its account is linked to ---------------------------------------------
+
+    def linked_instagram_account(self, page_id: str, token: str) -> str | None:
+        """The id of the Instagram professional account linked to the page, or None when there is none."""
+        answer = self.request("GET", f"/{page_id}", token, params={"fields": "instagram_business_account"})
+        linked = answer.get("instagram_business_account")
+        account_id = linked.get("id") if isinstance(linked, dict) else None
+        return str(account_id) if isinstance(account_id, str | int) and account_id != "" else None
+
+    def instagram_account(self, account_id: str, token: str) -> dict[str, Any]:
+        """An Instagram account's ``id``, ``username`` and ``profile_picture_url`` (the page token of its page)."""
+        return self.request("GET", f"/{account_id}", token, params={"fields": "id,username,profile_picture_url"})
+
+    def instagram_profile(self, igsid: str, token: str) -> dict[str, Any]:
+        """An Instagram contact's ``name``, ``username`` and ``profile_pic`` (each may be missing)."""
+        return self.request("GET", f"/{igsid}", token, params={"fields": "name,username,profile_pic"})
+
+    def send_instagram_message(self, page_id: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Posts ``body`` to the Send API of the account's page; returns ``{"recipient_id", "message_id"}``."""
+        return self.request("POST", f"/{page_id}/messages", token, json=body)
 
     # --- the transport ---------------------------------------------------------------------------------
 

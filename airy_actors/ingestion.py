@@ -2,10 +2,11 @@
 
 Plain synchronous code over the database; the ingestion actors only call :func:`ingest_webhook_requests` (several
 requests in one transaction) and :func:`ingest_webhook_request` (one).
-Everything here is safe to run twice on the same request: messages are keyed by Facebook's ``mid``,
-reactions and receipts set values, edits are counted by ``num_edit``.
+Everything here is safe to run twice on the same request: messages are keyed by Meta's ``mid``,
+reactions, receipts and unsends set values, edits are counted by ``num_edit``. Messenger and Instagram bodies go
+the same way; each event reaches the connected channel of its own platform (:func:`_channels`).
 
-Facebook does not order deliveries across requests, so a reaction, an edit or an echo can arrive before
+Meta does not order deliveries across requests, so a reaction, an edit, an unsend, a read or an echo can arrive before
 the message it refers to. Such events are *deferred*: stored again as a new :class:`WebhookRequest` of the
 next generation, in the same transaction, and tried again after a backoff.
 """
@@ -27,11 +28,13 @@ from airy_actors.conversations import (
 )
 from airy_actors.db import database, supports_returning, write_transaction
 from airy_actors.event_effects import IngestionResult, apply_event, event_kind
-from airy_actors.facebook_events import (
+from airy_actors.events import (
     IgnoredEvent,
     InboundEvent,
     InboundMessage,
+    MessageDeleted,
     MessageEdited,
+    MessageRead,
     OptinReceived,
     ReactionChanged,
     ReferralReceived,
@@ -105,9 +108,9 @@ def ingest_webhook_requests(
                 if isinstance(event, UnusableEvent):
                     result.failed_event_ids.append(_record_unusable(request, index, event))
                     continue
-                channel = channels.get(event.page_id)
+                channel = channels.get((event.platform, event.page_id))
                 if channel is None:
-                    continue  # kept, and produces nothing: the page is not connected
+                    continue  # kept, and produces nothing: the page (or account) is not connected
                 if together and isinstance(event, InboundMessage) and not event.is_echo:
                     contact_messages.add(event, channel, result)
                     continue
@@ -164,7 +167,7 @@ def retry_failed_event(failed_event_id: str, *, app_id: str | None) -> Ingestion
             event_failures.attempt_failed(failure, "the event can no longer be found in its stored request")
             return None
         event = events[failure.event_index]
-        channel = _channels([_Request(row.id, 0, row.received_at, [event])]).get(event.page_id)
+        channel = _channels([_Request(row.id, 0, row.received_at, [event])]).get((event.platform, event.page_id))
         if channel is None:
             event_failures.attempt_failed(failure, "the page is not connected")
             return None
@@ -252,15 +255,30 @@ def _load(webhook_request_ids: list[int]) -> list[_Request]:
     return requests
 
 
-def _channels(requests: list[_Request]) -> dict[str | None, Channel]:
-    """The connected Facebook channels of the requests' pages, by page id, in one query."""
-    pages = {event.page_id for request in requests for event in request.events if event.page_id is not None}
-    if not pages:
+def _channels(requests: list[_Request]) -> dict[tuple[str, str], Channel]:
+    """The connected channels of the requests' entries, by (platform, entry id), in one query.
+
+    An entry id is a page id for Messenger and an Instagram account id for Instagram: one page may have a channel
+    of each, and an event reaches only the channel of its own platform.
+    """
+    wanted = {
+        (event.platform, event.page_id)
+        for request in requests
+        for event in request.events
+        if event.page_id is not None
+    }
+    if not wanted:
         return {}
     query = Channel.select().where(
-        (Channel.source == "facebook") & Channel.source_channel_id.in_(pages) & (Channel.connected == True)  # noqa: E712
+        Channel.source.in_({platform for platform, _ in wanted})
+        & Channel.source_channel_id.in_({page_id for _, page_id in wanted})
+        & (Channel.connected == True)  # noqa: E712
     )
-    return {channel.source_channel_id: channel for channel in query}
+    return {
+        (channel.source, channel.source_channel_id): channel
+        for channel in query
+        if (channel.source, channel.source_channel_id) in wanted
+    }
 
 
 class _ContactMessages:
@@ -324,7 +342,9 @@ def _defer(request: _Request, events: list[InboundEvent], result: IngestionResul
     result.deferred_delay_ms = delay_ms
 
 
-_DEFERRABLE = {cls.__name__: cls for cls in (InboundMessage, ReactionChanged, MessageEdited)}
+_DEFERRABLE = {
+    cls.__name__: cls for cls in (InboundMessage, ReactionChanged, MessageEdited, MessageDeleted, MessageRead)
+}
 
 
 def _decode(body: str, received_at_ms: int) -> tuple[list[InboundEvent], str | None]:

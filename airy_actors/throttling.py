@@ -1,15 +1,18 @@
-"""Per-page throttling of the Send API, below Facebook's limits, shared by every worker through Redis.
+"""Per-page throttling of the Send API, below Meta's limits, shared by every worker through Redis.
 
 Facebook allows a page 300 Send API calls a second for text (and other messages), and 10 a second for audio
-and video attachments. The limits are kept in Redis as fixed buckets, the algorithm of Dramatiq's
+and video attachments; Instagram allows an account 100 a second for text, and 10 for audio and video. Each page
+(Messenger) and each Instagram account is counted on its own, at its platform's rates. The limits are kept in
+Redis as fixed buckets, the algorithm of Dramatiq's
 :class:`~dramatiq.rate_limits.BucketRateLimiter`: at most ``limit`` sends per bucket of ``bucket_ms``. A slot
 is one Lua script (count, and refuse past the limit), one round trip that cannot race, where Dramatiq's
 limiter takes up to four under WATCH and retries when another worker wrote the same bucket meanwhile.
 Buckets are cheap but fixed, so any sliding second overlaps ``1000 / bucket_ms + 1`` of them; the rates below
 keep even that worst case under Facebook's limit:
 
-* text: 25 per 100 ms, 250/s sustained, at most 275 in any second (Facebook: 300);
-* audio and video: 1 per 200 ms, 5/s sustained, at most 6 in any second (Facebook: 10), and each also
+* Messenger text: 25 per 100 ms, 250/s sustained, at most 275 in any second (Facebook: 300);
+* Instagram text: 8 per 100 ms, 80/s sustained, at most 88 in any second (Instagram: 100);
+* audio and video, on both: 1 per 200 ms, 5/s sustained, at most 6 in any second (Meta: 10), and each also
   takes a text slot, since it is a Send API call too.
 
 The margins absorb the jitter between taking a slot and Facebook receiving the call (the network, a busy
@@ -29,6 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+
+from airy_actors.models import FACEBOOK, INSTAGRAM
 
 MEDIA_TYPES = frozenset({"audio", "video"})
 
@@ -64,7 +69,17 @@ class Rate:
 
 TEXT_RATE = Rate(limit=25, bucket_ms=100)
 MEDIA_RATE = Rate(limit=1, bucket_ms=200)
+INSTAGRAM_TEXT_RATE = Rate(limit=8, bucket_ms=100)
+INSTAGRAM_MEDIA_RATE = Rate(limit=1, bucket_ms=200)
 MAX_WAIT_MS = 2_000  # how long a send waits in its thread for a slot before it is re-enqueued
+
+
+def rates(platform: str) -> tuple[Rate, Rate]:
+    """The text and the media rates of a platform (a channel's ``source``); Messenger's for any other."""
+    # Read at each call, so that a test can change a rate of this module.
+    if platform == INSTAGRAM:
+        return INSTAGRAM_TEXT_RATE, INSTAGRAM_MEDIA_RATE
+    return TEXT_RATE, MEDIA_RATE
 
 
 def is_media(message: dict[str, Any]) -> bool:
@@ -74,7 +89,7 @@ def is_media(message: dict[str, Any]) -> bool:
 
 
 class PageThrottle:
-    """Slots for Send API calls, per page, counted in Redis.
+    """Slots for Send API calls, per page (or Instagram account), counted in Redis.
 
     Parameters:
       client: the Redis client (the broker's).
@@ -90,12 +105,15 @@ class PageThrottle:
         page_id: str,
         *,
         media: bool,
+        platform: str = FACEBOOK,
         max_wait_ms: int | None = None,
         before_waiting: Callable[[], object] | None = None,
     ) -> bool:
         """Takes a slot for one send by ``page_id``, waiting for one up to ``max_wait_ms``.
 
         Parameters:
+          page_id: the page, or the Instagram account, that sends.
+          platform: the channel's source, whose rates apply.
           before_waiting: called before each pause for a slot, so that the caller can hand back what it should
             not hold while it sleeps (its database connection); not called when a slot is free at once.
 
@@ -105,8 +123,9 @@ class PageThrottle:
         wait_ms = MAX_WAIT_MS if max_wait_ms is None else max_wait_ms
         deadline = time.monotonic() + wait_ms / 1000
         # The scarcer slot first: a text slot taken for a video that then finds no media slot would be wasted.
-        rates = [("media", MEDIA_RATE), ("text", TEXT_RATE)] if media else [("text", TEXT_RATE)]
-        for kind, rate in rates:
+        text_rate, media_rate = rates(platform)
+        wanted = [("media", media_rate), ("text", text_rate)] if media else [("text", text_rate)]
+        for kind, rate in wanted:
             if not self._wait_for_slots(self._key(page_id, kind), rate, 1, deadline, before_waiting):
                 return False
         return True
@@ -116,6 +135,7 @@ class PageThrottle:
         page_id: str,
         count: int,
         *,
+        platform: str = FACEBOOK,
         max_wait_ms: int | None = None,
         before_waiting: Callable[[], object] | None = None,
     ) -> int:
@@ -125,14 +145,15 @@ class PageThrottle:
         some slots: sends must reach Facebook in the bucket of their slots.
 
         Parameters:
-          before_waiting: as for :meth:`acquire`.
+          platform, before_waiting: as for :meth:`acquire`.
 
         Returns:
           How many slots were taken, from 0 to ``count``; the caller must send no more than that now.
         """
         wait_ms = MAX_WAIT_MS if max_wait_ms is None else max_wait_ms
         deadline = time.monotonic() + wait_ms / 1000
-        return self._wait_for_slots(self._key(page_id, "text"), TEXT_RATE, count, deadline, before_waiting)
+        text_rate, _ = rates(platform)
+        return self._wait_for_slots(self._key(page_id, "text"), text_rate, count, deadline, before_waiting)
 
     def _key(self, page_id: str, kind: str) -> str:
         return f"{self.namespace}:throttle:{page_id}:{kind}"

@@ -32,6 +32,7 @@ from api.routes import (
     metrics,
     sending,
 )
+from api.routes.instagram import ROUTES as INSTAGRAM_ROUTES
 
 
 def routes() -> list[Route]:
@@ -44,6 +45,7 @@ def routes() -> list[Route]:
         Route("/messages.list", conversations.messages_list, methods=["POST"]),
         Route("/messages.info", conversations.messages_info, methods=["POST"]),
         *channels.ROUTES,
+        *INSTAGRAM_ROUTES,
         *sending.ROUTES,
         *integrations.ROUTES,
         *events.ROUTES,

@@ -414,20 +414,32 @@ class Bench:
     def create_channel(self, page_id: str, token: str = "EAA-bench-page-token") -> str:
         """A connected Facebook channel for ``page_id``, stored directly (the schema must exist). Returns its id."""
         channel_id = f"00000000-0000-4000-8000-{int(page_id):012d}"
+        self._insert_channel(channel_id, "facebook", page_id, page_id, token)
+        self.fake_graph.add_page(page_id, "Bench", token)
+        return channel_id
+
+    def create_instagram_channel(self, page_id: str, account_id: str, token: str = "EAA-bench-page-token") -> str:
+        """A connected Instagram channel for ``account_id``, linked to ``page_id`` (a page :meth:`create_channel`
+        made, or one this adds), stored directly. Returns its id."""
+        channel_id = f"00000000-0000-4000-8001-{int(account_id) % 10**12:012d}"
+        self._insert_channel(channel_id, "instagram", account_id, page_id, token)
+        self.fake_graph.add_page(page_id, "Bench", token)
+        self.fake_graph.add_instagram_account(page_id, account_id, "bench.shop")
+        return channel_id
+
+    def _insert_channel(self, channel_id: str, source: str, source_channel_id: str, page_id: str, token: str) -> None:
         now = int(time.time() * 1000)
         connection = self.connect()
         try:
             with connection.cursor() as cursor:
                 cursor.execute(
-                    "INSERT INTO channel (id, source, source_channel_id, name, page_token, connected,"
+                    "INSERT INTO channel (id, source, source_channel_id, page_id, name, page_token, connected,"
                     " webhook_subscribed, token_valid, created_at, updated_at)"
-                    " VALUES (%s, 'facebook', %s, 'Bench', %s, true, true, true, %s, %s)",
-                    (channel_id, page_id, token, now, now),
+                    " VALUES (%s, %s, %s, %s, 'Bench', %s, true, true, true, %s, %s)",
+                    (channel_id, source, source_channel_id, page_id, token, now, now),
                 )
         finally:
             connection.close()
-        self.fake_graph.add_page(page_id, "Bench", token)
-        return channel_id
 
 
 # --- webhook requests and the load generator ----------------------------------------------------------
@@ -437,34 +449,49 @@ class WebhookBatches:
     """Signed ``POST /facebook`` requests, each a batch of text messages with mids never used before.
 
     Parameters:
-      page_id: the page the events are addressed to.
+      page_id: the entry the events are addressed to: a page id, or for Instagram an account id.
       events_per_batch: events in each request.
-      contacts: how many different contacts write (PSIDs are drawn round-robin).
+      contacts: how many different contacts write (PSIDs, or IGSIDs, are drawn round-robin).
       tag: keeps the mids of one run apart from another's.
+      platform: ``"facebook"`` (Messenger bodies, ``"object": "page"``) or ``"instagram"`` (``"object":
+        "instagram"``, with Instagram-scoped contact ids of their own, from :data:`INSTAGRAM_CONTACTS`).
     """
 
-    def __init__(self, page_id: str, *, events_per_batch: int = 10, contacts: int = 1000, tag: str = "") -> None:
+    def __init__(
+        self,
+        page_id: str,
+        *,
+        events_per_batch: int = 10,
+        contacts: int = 1000,
+        tag: str = "",
+        platform: str = "facebook",
+    ) -> None:
         self.page_id = page_id
         self.events_per_batch = events_per_batch
         self.contacts = contacts
         self.tag = tag or secrets.token_hex(3)
         self.count = 0
+        self.object = "instagram" if platform == "instagram" else "page"
+        self.first_contact = INSTAGRAM_CONTACTS if platform == "instagram" else MESSENGER_CONTACTS
+
+    def contact(self, number: int) -> str:
+        """The id of the ``number``-th contact writing."""
+        return str(self.first_contact + number % self.contacts)
 
     def body(self, number: int, *, timestamp_ms: int | None = None) -> bytes:
         timestamp = timestamp_ms or int(time.time() * 1000)
         events = []
         for index in range(self.events_per_batch):
             serial = number * self.events_per_batch + index
-            psid = str(7_000_000_000 + serial % self.contacts)
             events.append(
                 {
-                    "sender": {"id": psid},
+                    "sender": {"id": self.contact(serial)},
                     "recipient": {"id": self.page_id},
                     "timestamp": timestamp,
                     "message": {"mid": f"m_{self.tag}_{serial}", "text": f"Hello, this is message {serial}"},
                 }
             )
-        document = {"object": "page", "entry": [{"id": self.page_id, "time": timestamp, "messaging": events}]}
+        document = {"object": self.object, "entry": [{"id": self.page_id, "time": timestamp, "messaging": events}]}
         return json.dumps(document, separators=(",", ":")).encode()
 
     def next_request(self, *, timestamp_ms: int | None = None) -> bytes:
@@ -472,6 +499,10 @@ class WebhookBatches:
         body = self.body(self.count, timestamp_ms=timestamp_ms)
         self.count += 1
         return raw_post("/facebook", body, {"X-Hub-Signature-256": sign(body), "Content-Type": "application/json"})
+
+
+MESSENGER_CONTACTS = 7_000_000_000  # the first PSID of the contacts writing
+INSTAGRAM_CONTACTS = 8_000_000_000  # the first IGSID
 
 
 def raw_post(path: str, body: bytes, headers: dict[str, str]) -> bytes:

@@ -2,7 +2,7 @@
 
 Run by hand from the repository root::
 
-    python bench/ingestion.py [--events 20000] [--steady-seconds 30] [--steady-rate 200] [--contacts 1000]
+    python bench/ingestion.py [--events 20000] [--steady-seconds 30] [--steady-rate 200] [--contacts 1000] [--mix]
 
 It creates a fresh PostgreSQL database, serves the fake Graph API (contact profiles), and starts the
 Procfile's processes as subprocesses (``airy-actors web`` and ``airy-actors worker`` with the Procfile's
@@ -17,6 +17,11 @@ options), on the local Redis under a broker namespace of their own. Then, in the
    each event is its message's ``created_at`` (set by the worker in the transaction that stores it) minus
    the time its request was answered 200. Goal: p99 under 500 ms. The resident memory (VmRSS) of every web
    and worker process is sampled meanwhile.
+
+With ``--mix``, the page also has an Instagram channel (its linked account), whose contacts are warmed up
+too, and a second throughput run follows the first: the same number of events, every other request an
+Instagram body (``"object": "instagram"``) to the account, the others Messenger bodies to the page. Both
+runs are reported side by side, so that what Instagram's share of the load costs shows in the same run.
 
 The summary also gives the CPU time per event of the worker, the web and the database's backends during the
 throughput run, and the rate that this CPU cost allows on 2 otherwise idle cores: the machine is shared, so
@@ -47,6 +52,7 @@ from _harness import (
 )
 
 PAGE_ID = "1001"
+ACCOUNT_ID = "17841400000001001"  # the page's Instagram account, with --mix
 EVENTS_PER_REQUEST = 10
 DRAIN_TIMEOUT_S = 600.0
 
@@ -61,30 +67,45 @@ def main() -> int:
     parser.add_argument("--baseline-seconds", type=float, default=5.0)
     parser.add_argument("--log-level", default="INFO", help="AIRY_LOG_LEVEL of the processes (production: INFO)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the logs under bench/results/")
+    parser.add_argument(
+        "--mix", action="store_true", help="also a throughput run of Messenger and Instagram requests, in turns"
+    )
     args = parser.parse_args()
 
     with Bench("ingestion", log_level=args.log_level, keep_logs=args.keep_logs) as bench:
         web = bench.start_web()
         worker = bench.start_worker()
         bench.create_channel(PAGE_ID)
+        messenger = WebhookBatches(PAGE_ID, contacts=args.contacts)
         for number in range(args.contacts):
-            psid = str(7_000_000_000 + number)
+            psid = messenger.contact(number)
             bench.fake_graph.add_contact(psid, "Contact", str(number), f"https://example.com/{psid}.jpg")
+        platforms = [("facebook", PAGE_ID)]
+        if args.mix:
+            bench.create_instagram_channel(PAGE_ID, ACCOUNT_ID)
+            instagram = WebhookBatches(ACCOUNT_ID, contacts=args.contacts, platform="instagram")
+            for number in range(args.contacts):
+                igsid = instagram.contact(number)
+                bench.fake_graph.add_instagram_contact(igsid, name=f"Contact {number}", username=f"contact{number}")
+            platforms.append(("instagram", ACCOUNT_ID))
 
         baseline = insert_commit_rate(bench, args.baseline_seconds)
         say(f"baseline: one client INSERT+COMMIT of one row: {baseline:.0f} rows/s")
 
         # Every contact writes once first, and its profile is fetched: the runs below measure the steady
         # state of a page, where messages come from known conversations.
-        warm_requests = -(-args.contacts // EVENTS_PER_REQUEST)
         say(f"warming up: a first message from each of the {args.contacts} contacts, and their profiles")
-        warm = WebhookBatches(PAGE_ID, events_per_batch=EVENTS_PER_REQUEST, contacts=args.contacts, tag="warm")
-        run_load(web.port, lambda n: warm.next_request(), connections=4, progress=False, limit=warm_requests)
-        wait_for(lambda: stored(bench, "warm") >= warm_requests * EVENTS_PER_REQUEST, 120, "the warm-up messages")
+        for platform, entry_id in platforms:
+            warm_up(bench, web, args, batches(args, platform, entry_id, f"warm{platform[:2]}"))
         pending = "SELECT count(*) FROM contact WHERE profile_state = 'pending'"
         wait_for(lambda: query_one(bench, pending) == 0, 120, "the contacts' profiles")
 
-        throughput, accepted_s, cpu = throughput_run(bench, web, worker, args)
+        burst = [batches(args, "facebook", PAGE_ID, "burst")]
+        throughput, accepted_s, cpu = throughput_run(bench, web, worker, args, burst, "Messenger only")
+        mixed = None
+        if args.mix:
+            burst = [batches(args, p, entry_id, f"mix{p[:2]}") for p, entry_id in platforms]
+            mixed = throughput_run(bench, web, worker, args, burst, "Messenger and Instagram")
         lags, rss = steady_run(bench, web, worker, args)
 
     p99 = percentile(lags, 0.99)
@@ -104,6 +125,7 @@ def main() -> int:
             "capacity on 2 idle cores",
             f"about {2 / sum(cpu.values()):.0f} events/s (2 s of CPU a second / CPU per event)",
         ),
+        *(mixed_rows(mixed, throughput, cpu) if mixed is not None else []),
         ("goal 1,000 events/s", "met" if throughput >= 1000 else "NOT met"),
         (
             f"lag at {args.steady_rate:.0f} events/s",
@@ -117,6 +139,36 @@ def main() -> int:
     for label, value in rows:
         print(f"{label:32s}{value}")
     return 0
+
+
+def batches(args: argparse.Namespace, platform: str, entry_id: str, tag: str) -> WebhookBatches:
+    """The requests of one platform's share of a run."""
+    return WebhookBatches(
+        entry_id, events_per_batch=EVENTS_PER_REQUEST, contacts=args.contacts, tag=tag, platform=platform
+    )
+
+
+def warm_up(bench: Bench, web: HttpProcess, args: argparse.Namespace, warm: WebhookBatches) -> None:
+    """A first message from each contact of ``warm``'s platform, stored."""
+    requests = -(-args.contacts // EVENTS_PER_REQUEST)
+    run_load(web.port, lambda n: warm.next_request(), connections=4, progress=False, limit=requests)
+    wait_for(lambda: stored(bench, warm.tag) >= requests * EVENTS_PER_REQUEST, 120, "the warm-up messages")
+
+
+def mixed_rows(
+    mixed: tuple[float, float, dict[str, float]], throughput: float, cpu: dict[str, float]
+) -> list[tuple[str, str]]:
+    """The summary's lines of the mixed run, beside the Messenger-only one."""
+    rate, accepted_s, mixed_cpu = mixed
+    return [
+        (
+            "throughput, mixed",
+            f"{rate:.0f} events/s, every other request Instagram; all accepted after {accepted_s:.1f} s",
+        ),
+        ("ratio mixed / Messenger only", f"{rate / throughput:.2f}"),
+        ("CPU per event, mixed", ", ".join(f"{name} {seconds * 1e3:.2f} ms" for name, seconds in mixed_cpu.items())),
+        ("CPU per event, mixed / only", f"{sum(mixed_cpu.values()) / sum(cpu.values()):.2f}"),
+    ]
 
 
 def insert_commit_rate(bench: Bench, seconds: float) -> float:
@@ -155,23 +207,34 @@ def query_one(bench: Bench, sql: str, params: tuple = ()) -> int:
 
 
 def throughput_run(
-    bench: Bench, web: HttpProcess, worker: Worker, args: argparse.Namespace
+    bench: Bench,
+    web: HttpProcess,
+    worker: Worker,
+    args: argparse.Namespace,
+    sources: list[WebhookBatches],
+    name: str,
 ) -> tuple[float, float, dict[str, float]]:
-    """Posts ``args.events`` as fast as accepted.
+    """Posts ``args.events`` as fast as accepted, the requests taken from ``sources`` in turns.
 
     Returns:
       Events a second from the first request to the last message, the seconds it took to have every request
       accepted, and the CPU seconds per event of the worker, the web and the database's backends.
     """
     requests = args.events // EVENTS_PER_REQUEST
-    batches = WebhookBatches(PAGE_ID, events_per_batch=EVENTS_PER_REQUEST, contacts=args.contacts, tag="burst")
-    say(f"throughput: posting {requests} requests of {EVENTS_PER_REQUEST} events over {args.connections} connections")
+    expected = {source.tag: 0 for source in sources}
+    for number in range(requests):
+        expected[sources[number % len(sources)].tag] += EVENTS_PER_REQUEST
+    tags = list(expected)
+    say(
+        f"throughput ({name}): posting {requests} requests of {EVENTS_PER_REQUEST} events"
+        f" over {args.connections} connections"
+    )
     cpu_before = {"worker": worker.cpu_seconds(), "web": web.cpu_seconds(), "PostgreSQL": bench.postgres_cpu_seconds()}
     started_ms = int(time.time() * 1000)
     started = time.perf_counter()
     result = run_load(
         web.port,
-        lambda n: batches.next_request(),
+        lambda n: sources[n % len(sources)].next_request(),
         connections=args.connections,
         progress=False,
         limit=requests,
@@ -179,11 +242,11 @@ def throughput_run(
     accepted_s = time.perf_counter() - started
     if result.ok != requests:
         raise SystemExit(f"throughput: {result.ok} of {requests} requests answered 200: {dict(result.statuses)}")
-    say(f"throughput: all accepted in {accepted_s:.1f} s; waiting for the messages")
+    say(f"throughput ({name}): all accepted in {accepted_s:.1f} s; waiting for the messages")
     last_report = [time.monotonic(), 0]
 
     def drained() -> bool:
-        count = stored(bench, "burst")
+        count = sum(stored(bench, tag) for tag in tags)
         if time.monotonic() - last_report[0] >= 2:
             say(
                 f"  {count} of {requests * EVENTS_PER_REQUEST} messages stored"
@@ -194,11 +257,15 @@ def throughput_run(
 
     wait_for(drained, DRAIN_TIMEOUT_S, "every message of the throughput run", interval_s=0.2)
     cpu_after = {"worker": worker.cpu_seconds(), "web": web.cpu_seconds(), "PostgreSQL": bench.postgres_cpu_seconds()}
-    cpu = {name: (cpu_after[name] - cpu_before[name]) / args.events for name in cpu_before}
-    last_ms = query_one(bench, "SELECT max(created_at) FROM message WHERE source_message_id LIKE %s", ("m_burst_%",))
-    check_exactly_once(bench, "burst", requests * EVENTS_PER_REQUEST)
+    cpu = {key: (cpu_after[key] - cpu_before[key]) / args.events for key in cpu_before}
+    last_ms = max(
+        query_one(bench, "SELECT max(created_at) FROM message WHERE source_message_id LIKE %s", (f"m_{tag}_%",))
+        for tag in tags
+    )
+    for tag, count in expected.items():
+        check_exactly_once(bench, tag, count)
     events_per_s = args.events / ((last_ms - started_ms) / 1000)
-    say(f"throughput: {events_per_s:.0f} events/s from first request to last message")
+    say(f"throughput ({name}): {events_per_s:.0f} events/s from first request to last message")
     return events_per_s, accepted_s, cpu
 
 

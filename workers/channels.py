@@ -1,4 +1,4 @@
-"""Actors of the channel endpoints: connect, explore, disconnect, and the periodic health checks.
+"""Actors of the channel endpoints: connect (a page, an Instagram account), explore, disconnect, health checks.
 
 Broker messages carry ids only: tokens stay in the database (and, for an explore's page tokens, briefly
 in Redis), because Dramatiq logs a failed message whole.
@@ -35,6 +35,12 @@ def connect_page(job_id: str) -> None:
     run_job(job_id, lambda arguments: channels.connect_page(get_graph_client(), **arguments))
 
 
+@dramatiq.actor(queue_name=queues.CHANNELS, time_limit=60_000, **JOB_RETRIES)
+def connect_instagram_account(job_id: str) -> None:
+    """Runs an ``instagram.connect`` job."""
+    run_job(job_id, lambda arguments: channels.connect_instagram(get_graph_client(), **arguments))
+
+
 @dramatiq.actor(queue_name=queues.CHANNELS, time_limit=10 * 60_000, **JOB_RETRIES)
 def explore_pages(job_id: str) -> None:
     """Runs a ``facebook.explore`` job: pages through /me/accounts and fans the pages out to members."""
@@ -42,7 +48,9 @@ def explore_pages(job_id: str) -> None:
 
     def fan_out(tasks: list[explore.PageTask]) -> None:
         dramatiq.group(
-            explore_page.message(job_id, task.page_id, task.name, task.position, task.check_subscription)
+            explore_page.message(
+                job_id, task.page_id, task.name, task.position, task.check_subscription, task.instagram_account_id
+            )
             for task in tasks
         ).run()
 
@@ -56,10 +64,17 @@ def explore_pages(job_id: str) -> None:
 
 
 @dramatiq.actor(queue_name=queues.EXPLORE, priority=EXPLORE_MEMBER_PRIORITY, time_limit=60_000, **JOB_RETRIES)
-def explore_page(job_id: str, page_id: str, name: str, position: int, check_subscription: bool) -> None:
+def explore_page(
+    job_id: str,
+    page_id: str,
+    name: str,
+    position: int,
+    check_subscription: bool,
+    instagram_account_id: str | None = None,
+) -> None:
     """One member of an explore: looks at one page, and finishes the job if it was the last one."""
     state = explore.ExploreState(broker.client, broker.namespace, job_id)
-    task = explore.PageTask(page_id, name, position, check_subscription)
+    task = explore.PageTask(page_id, name, position, check_subscription, instagram_account_id)
     try:
         complete = explore.explore_page(
             get_graph_client(), state, task, app_id=get_settings().facebook_app_id, last_attempt=is_last_attempt()
@@ -78,7 +93,10 @@ def _join(state: explore.ExploreState, job_id: str) -> None:
 
 @dramatiq.actor(queue_name=queues.CHANNELS, max_retries=5, min_backoff=1_000, max_backoff=30_000, time_limit=60_000)
 def disconnect_page(channel_id: str) -> None:
-    """Unsubscribes our app from a disconnected page at Facebook, then deletes the page's token."""
+    """Unsubscribes our app from a disconnected channel's page at Facebook, then deletes the channel's token.
+
+    Serves ``facebook.disconnect`` and ``instagram.disconnect`` alike: an Instagram channel is served by its page.
+    """
     try:
         channels.finish_disconnect(get_graph_client(), channel_id, last_attempt=is_last_attempt())
     except GraphError as error:

@@ -97,7 +97,7 @@ def _after_commit(webhook_request_ids: list[int], results: list[ingestion.Ingest
 
 @dramatiq.actor(queue_name=queues.PROFILES, max_retries=5, min_backoff=1_000, max_backoff=60_000, time_limit=30_000)
 def fetch_contact_profile(contact_id: str) -> None:
-    """Fetches a contact's name and picture from the Graph API, once."""
+    """Fetches a contact's name and picture from the Graph API, once (Messenger's or Instagram's profile)."""
     contact = Contact.get_or_none(Contact.id == contact_id)
     if contact is None or contact.profile_state != "pending":
         return
@@ -106,7 +106,7 @@ def fetch_contact_profile(contact_id: str) -> None:
         profiles.apply_profile(contact_id, None)
         return
     try:
-        profile = get_graph_client().profile(contact.source_contact_id, channel.page_token)
+        profile = profiles.fetch_profile(get_graph_client(), channel, contact.source_contact_id)
     except GraphError as error:
         if error.retryable:
             raise
@@ -115,7 +115,7 @@ def fetch_contact_profile(contact_id: str) -> None:
             channels.flag_token_invalid(channel.id)
         profiles.apply_profile(contact_id, None)
         return
-    profiles.apply_profile(contact_id, profile)
+    profiles.apply_profile(contact_id, profile, source=channel.source)
 
 
 @register_sweep

@@ -1,7 +1,7 @@
 """The product's models. A new model module is imported here, and its models added to ``schema.MODELS``."""
 
 from airy_actors.models.base import BaseModel, JSONField, new_id, stable_id
-from airy_actors.models.channels import Channel
+from airy_actors.models.channels import FACEBOOK, INSTAGRAM, SOURCES, Channel
 from airy_actors.models.conversations import Contact, Conversation
 from airy_actors.models.media import Media, PageAttachment
 from airy_actors.models.messages import DELIVERY_STATES, Message
@@ -15,11 +15,14 @@ __all__ = [
     "Contact",
     "Conversation",
     "DELIVERY_STATES",
+    "FACEBOOK",
+    "INSTAGRAM",
     "FailedEvent",
     "JSONField",
     "Job",
     "Media",
     "PageAttachment",
+    "SOURCES",
     "Message",
     "WebhookRequest",
     "create_schema",

@@ -63,7 +63,13 @@ from airy_actors.sending.acceptance import (
     check_window,
 )
 from airy_actors.sending.delivery import SEND_THREADS, deliver, deliver_batch, send_body, stale_sends
-from airy_actors.sending.outcomes import claim_echo, record_delivered, record_failed
+from airy_actors.sending.outcomes import (
+    claim_echo,
+    claim_unconfirmed_echo,
+    record_delivered,
+    record_failed,
+    send_in_flight,
+)
 
 __all__ = [
     "HUMAN_AGENT",
@@ -75,10 +81,12 @@ __all__ = [
     "check_send_options",
     "check_window",
     "claim_echo",
+    "claim_unconfirmed_echo",
     "deliver",
     "deliver_batch",
     "record_delivered",
     "record_failed",
     "send_body",
+    "send_in_flight",
     "stale_sends",
 ]

@@ -1,4 +1,8 @@
-"""Delivering accepted sends through the Send API: claims, throttling, parallel calls, retries, sweeps."""
+"""Delivering accepted sends through the Send API: claims, throttling, parallel calls, retries, sweeps.
+
+Messenger sends go to ``/me/messages``; Instagram sends to ``/{page_id}/messages`` of the account's page, with the
+page token, unmarked (Instagram's Send API documents no ``metadata``), and under Instagram's own rates.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from airy_actors.config import get_settings
 from airy_actors.conversations import update_send_bookkeeping
 from airy_actors.db import execute, placeholders, supports_returning
 from airy_actors.graph import ErrorKind, GraphClient, GraphError
-from airy_actors.models import Channel, Message
+from airy_actors.models import FACEBOOK, INSTAGRAM, Channel, Message
 from airy_actors.sending.attachments import outgoing_content, uploaded_media_id
 from airy_actors.sending.outcomes import MARKER_PREFIX, record_failed, record_many_delivered
 from airy_actors.throttling import PageThrottle, is_media
@@ -41,10 +45,16 @@ SWEEP_GRACE_MS = 30_000  # a pending send untouched this long past its due time 
 NO_MESSAGE_ID = "Facebook answered without a message_id"
 
 
-def send_body(message: Message, psid: str, content: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The Send API body of ``message``: its content (or ``content``), plus our echo marker when it has no metadata."""
+def send_body(
+    message: Message, psid: str, content: dict[str, Any] | None = None, *, platform: str = FACEBOOK
+) -> dict[str, Any]:
+    """The Send API body of ``message``: its content (or ``content``), plus our echo marker when it has no metadata.
+
+    Parameters:
+      platform: the channel's source; Instagram's messages go as given, without a marker.
+    """
     outgoing = dict(message.content if content is None else content)
-    if "metadata" not in outgoing:
+    if "metadata" not in outgoing and platform != INSTAGRAM:
         outgoing["metadata"] = MARKER_PREFIX + message.id
     if message.notification_token:
         # A recurring notification message: the token stands for the contact, and no messaging type applies.
@@ -91,7 +101,8 @@ class _Job:
 # a four-table join takes, which was most of this query's cost.
 _LOAD = """
 SELECT m.id, m.content, m.delivery_state, m.messaging_type, m.message_tag, m.send_state, m.send_attempts,
-       m.send_attempt_at, m.notification_token, ch.id, ch.connected, ch.page_token, ch.source_channel_id,
+       m.send_attempt_at, m.notification_token, ch.id, ch.connected, ch.page_token, ch.source_channel_id, ch.source,
+       ch.page_id,
        (SELECT k.source_contact_id FROM contact AS k
         WHERE k.id = (SELECT c.contact_id FROM conversation AS c WHERE c.id = m.conversation_id))
 FROM message AS m
@@ -124,7 +135,7 @@ def _load_many(message_ids: list[str]) -> dict[str, _Job]:
 
 def _job(row: tuple[Any, ...]) -> _Job:
     message_id, content, state, kind, tag, send_state, attempts, attempt_at, notification_token = row[:9]
-    channel_id, connected, token, page, psid = row[9:]
+    channel_id, connected, token, source_channel_id, source, page_id, psid = row[9:]
     message = Message(
         id=message_id,
         content=Message.content.python_value(content),
@@ -136,8 +147,24 @@ def _job(row: tuple[Any, ...]) -> _Job:
         send_attempt_at=attempt_at,
         notification_token=notification_token,
     )
-    channel = Channel(id=channel_id, connected=bool(connected), page_token=token, source_channel_id=page)
+    channel = Channel(
+        id=channel_id,
+        connected=bool(connected),
+        page_token=token,
+        source_channel_id=source_channel_id,
+        source=source,
+        page_id=page_id,
+    )
     return _Job(message, channel, psid)
+
+
+def _post(graph: GraphClient, job: _Job, content: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One Send API call for ``job``: through the account's page for Instagram, as the page for Messenger."""
+    channel = job.channel
+    body = send_body(job.message, job.psid, content, platform=channel.source)
+    if channel.source == INSTAGRAM:
+        return graph.send_instagram_message(channel.graph_page_id, channel.page_token or "", body)
+    return graph.send_message(channel.page_token, body)
 
 
 def deliver(
@@ -164,7 +191,10 @@ def deliver(
         record_failed(message_id, "the channel was disconnected before the message could be sent")
         return None
     release = db.release_connection if release_connection else None
-    if not throttle.acquire(job.channel.source_channel_id, media=is_media(message.content), before_waiting=release):
+    media = is_media(message.content)
+    if not throttle.acquire(
+        job.channel.source_channel_id, media=media, platform=job.channel.source, before_waiting=release
+    ):
         return THROTTLE_RETRY_MS + random.randint(0, THROTTLE_RETRY_MS)
     attempts = message.send_attempts or 0
     started = now_ms()
@@ -174,7 +204,7 @@ def deliver(
         release()
     try:
         content = outgoing_content(message.content, job.channel, graph)  # an uploaded file: uploaded once a page
-        answer = graph.send_message(job.channel.page_token, send_body(message, job.psid, content))
+        answer = _post(graph, job, content)
     except GraphError as error:
         return _after_error(message_id, job.channel, error, attempt=attempts + 1, started=started)
     mid = answer.get("message_id")
@@ -232,16 +262,18 @@ def deliver_batch(
 def _take_slots(
     jobs: list[_Job], throttle: PageThrottle, release: Callable[[], None] | None
 ) -> tuple[list[_Job], list[_Job]]:
-    """Throttling slots for ``jobs``, one request a page: those that got one, and those that did not."""
-    by_page: dict[str, list[_Job]] = {}
+    """Throttling slots for ``jobs``, one request a page (or account): those that got one, and those that did not."""
+    by_page: dict[tuple[str, str], list[_Job]] = {}
     for job in jobs:
-        by_page.setdefault(job.channel.source_channel_id, []).append(job)
+        by_page.setdefault((job.channel.source, job.channel.source_channel_id), []).append(job)
     deadline = time.monotonic() + throttling.MAX_WAIT_MS / 1000
     slotted: list[_Job] = []
     unslotted: list[_Job] = []
-    for page_id, page_jobs in by_page.items():
+    for (platform, page_id), page_jobs in by_page.items():
         wait_ms = max(int((deadline - time.monotonic()) * 1000), 0)
-        taken = throttle.acquire_text(page_id, len(page_jobs), max_wait_ms=wait_ms, before_waiting=release)
+        taken = throttle.acquire_text(
+            page_id, len(page_jobs), platform=platform, max_wait_ms=wait_ms, before_waiting=release
+        )
         slotted += page_jobs[:taken]
         unslotted += page_jobs[taken:]
     return slotted, unslotted
@@ -351,7 +383,7 @@ def _send_one(graph: GraphClient, job: _Job, deadline: float) -> Any:
     if time.monotonic() > deadline:
         return _TOO_LATE
     try:
-        return graph.send_message(job.channel.page_token, send_body(job.message, job.psid))
+        return _post(graph, job)
     except Exception as error:
         return error
 

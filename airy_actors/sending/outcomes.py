@@ -1,6 +1,12 @@
 """The outcomes of a send, its only visible changes: delivered, failed, or claimed by its echo.
 
 Each is written by ``save_metadata`` on the locked row, with its outbox event.
+
+Echoes come back from Messenger with our app's id and our marker (``message.metadata``), so that an echo finds
+its message by id (:func:`claim_echo`). Instagram echoes name no app, and Instagram's Send API documents no
+``metadata`` to carry a marker: an Instagram echo is told ours by its ``mid`` once the send actor recorded it,
+waits while a send to that contact is in flight (:func:`send_in_flight`), and settles a send left in doubt by a
+crash or a timeout when it has the same text (:func:`claim_unconfirmed_echo`).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from typing import Any
 from airy_actors import metrics, outbox
 from airy_actors.conversations import save_metadata, update_send_bookkeeping
 from airy_actors.db import execute, is_postgres, placeholders, supports_returning, write_transaction
-from airy_actors.models import Channel, Message
+from airy_actors.models import Channel, Message, stable_id
 from airy_actors.timestamps import now_ms
 
 logger = logging.getLogger(__name__)
@@ -169,5 +175,61 @@ def claim_echo(channel: Channel, source_message_id: str, event: dict[str, Any]) 
     if message.delivery_state != "delivered":  # the echo proves Facebook has it, whatever we concluded
         _mark_delivered(message, source_message_id)
         logger.info("send confirmed by its echo", extra={"message_id": message.id})
+        return message
+    return None
+
+
+def send_in_flight(channel: Channel, contact_id: str) -> bool:
+    """Whether a send of ours to ``contact_id`` was handed to Facebook and its answer is not recorded yet.
+
+    Its echo may arrive first, and must wait for the send actor to record the mid rather than be taken for a
+    message written elsewhere.
+    """
+    return (
+        Message.select(Message.id)
+        .where(
+            (Message.conversation == stable_id("conversation", channel.id, contact_id))
+            & (Message.from_contact == False)  # noqa: E712
+            & (Message.send_state == "in_flight")
+            & Message.source_message_id.is_null()
+        )
+        .exists()
+    )
+
+
+def claim_unconfirmed_echo(
+    channel: Channel, contact_id: str, source_message_id: str, event: dict[str, Any]
+) -> Message | None:
+    """Settles as delivered the oldest send to ``contact_id`` left in doubt whose text is the echo's, if any.
+
+    A send is in doubt (``failed``, ``send_state = "unconfirmed"``) when its worker died in the call or Facebook
+    never answered: Facebook may have it. Without a marker in the echo, the same text in the same conversation is
+    the best evidence there is; an echo with other text, or with none (an attachment), claims nothing.
+
+    Returns:
+      The message, now delivered with this mid; None when no send in doubt matches.
+    """
+    inner = event.get("message") if isinstance(event, dict) else None
+    text = inner.get("text") if isinstance(inner, dict) else None
+    if not isinstance(text, str):
+        return None
+    candidates = (
+        Message.select()
+        .where(
+            (Message.conversation == stable_id("conversation", channel.id, contact_id))
+            & (Message.from_contact == False)  # noqa: E712
+            & (Message.send_state == "unconfirmed")
+            & Message.source_message_id.is_null()
+        )
+        .order_by(Message.sent_at, Message.id)
+    )
+    for candidate in candidates:
+        if candidate.content.get("text") != text:
+            continue
+        message = _locked(candidate.id)
+        if message is None or message.send_state != "unconfirmed" or message.source_message_id is not None:
+            continue
+        _mark_delivered(message, source_message_id)
+        logger.info("send in doubt confirmed by its echo", extra={"message_id": message.id})
         return message
     return None

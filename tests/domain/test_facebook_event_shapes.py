@@ -356,6 +356,6 @@ def test_every_ignored_or_unusable_event_has_log_fields_without_raw() -> None:
     for event in events:
         assert isinstance(event, IgnoredEvent | UnusableEvent)
         fields = event.log_fields()
-        assert set(fields) == {"page_id", "kind", "reason", "standby"}
+        assert set(fields) == {"page_id", "platform", "kind", "reason", "standby"}
         assert fields["standby"] is True and fields["page_id"] == PAGE_ID
         assert "secret-code" not in repr(event)

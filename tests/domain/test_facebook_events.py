@@ -444,15 +444,15 @@ def test_unsupported_event_kinds_are_ignored_with_their_name(kind: str, payload:
     assert event == IgnoredEvent(PAGE_ID, f"unsupported event: {kind}", item, kind=kind)
 
 
-def test_non_page_object_is_ignored_whole() -> None:
-    # Given an Instagram body sent to the same endpoint
-    instagram = {"object": "instagram", "entry": [entry(from_contact(message={"mid": "m_ig", "text": "x"}))]}
+def test_an_object_of_another_platform_is_ignored_whole() -> None:
+    # Given a body of a platform the service does not serve (Instagram bodies have a parser of their own)
+    other = {"object": "whatsapp_business_account", "entry": [entry(from_contact(message={"mid": "m_x", "text": "x"}))]}
 
     # When it is parsed
-    events = parse_webhook_body(instagram)
+    events = parse_webhook_body(other)
 
     # Then a single ignored event holds the whole body
-    assert events == [IgnoredEvent(None, "object is not page", instagram, kind="body")]
+    assert events == [IgnoredEvent(None, "object is neither page nor instagram", other, kind="body")]
 
 
 @pytest.mark.parametrize("entries", [None, "oops", {"id": PAGE_ID}, 42])

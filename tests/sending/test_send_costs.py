@@ -112,13 +112,20 @@ class WatchedThrottle:
         self.throttle = get_throttle()
         self.while_waiting = while_waiting
 
-    def acquire(self, page_id: str, *, media: bool, before_waiting: Callable[[], object] | None = None) -> bool:
+    def acquire(
+        self,
+        page_id: str,
+        *,
+        media: bool,
+        platform: str = "facebook",
+        before_waiting: Callable[[], object] | None = None,
+    ) -> bool:
         def then_watch() -> None:
             if before_waiting is not None:
                 before_waiting()
             self.while_waiting()
 
-        return self.throttle.acquire(page_id, media=media, before_waiting=then_watch)
+        return self.throttle.acquire(page_id, media=media, platform=platform, before_waiting=then_watch)
 
 
 def test_a_send_waiting_for_a_throttling_slot_holds_no_database_connection(
