@@ -14,7 +14,10 @@ from airy_actors.conversations import ensure_conversation, insert_message
 from airy_actors.models import MODELS, Channel
 from api.app import routes
 
-ENDPOINTS = sorted({route.path for route in routes() if "POST" in route.methods and route.path != "/facebook"})
+# Every JSON endpoint (/media.upload takes the file itself).
+ENDPOINTS = sorted(
+    {route.path for route in routes() if "POST" in route.methods and route.path not in ("/facebook", "/media.upload")}
+)
 FIELDS = [
     "conversation_id",
     "message_id",
@@ -50,7 +53,28 @@ values = st.recursive(
     max_leaves=12,
 )
 bodies = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=12), values, max_size=6)
-raw_bodies = st.binary(max_size=64) | bodies.map(lambda body: json.dumps(body).encode())
+# What a careless or hostile client writes that JSON cannot hold, or that no column can: spliced into a body
+# where a value goes. Lone surrogates, NaN and infinities, nesting past 64 levels, out-of-range numbers.
+hostile_values = st.sampled_from(
+    [
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        '"\\ud800"',
+        '"cut \\udc00 here"',
+        "1e400",
+        str(2**64),
+        str(-(2**63) - 1),
+        "[" * 65 + "]" * 65,
+        "[" * 1000 + "]" * 1000,
+        '{"a":' * 70 + "1" + "}" * 70,
+    ]
+)
+hostile_bodies = st.builds(
+    lambda field, value: f'{{"{field}": {value}, "page_size": 5}}'.encode(), st.sampled_from(FIELDS), hostile_values
+)
+raw_bodies = st.binary(max_size=64) | bodies.map(lambda body: json.dumps(body).encode()) | hostile_bodies
+refused_values = hostile_values.filter(lambda value: not value.lstrip("-").isdigit())  # big integers may clamp
 
 
 def fingerprint() -> str:
@@ -95,5 +119,20 @@ def test_no_body_makes_an_endpoint_fail_or_change_state_when_refused(api, seeded
             assert isinstance(payload.get("message"), str) and payload["message"], payload
             assert "Traceback" not in answer.text
             assert fingerprint() == before, f"{path} refused {raw!r} but changed the data"
+
+    probe()
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_what_json_cannot_hold_is_refused_by_every_endpoint_whatever_the_field(api, seeded, path):
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(field=st.sampled_from(FIELDS), value=refused_values)
+    def probe(field: str, value: str) -> None:
+        raw = f'{{"{field}": {value}}}'.encode()
+        before = fingerprint()
+        answer = api.post(path, content=raw, headers={"Content-Type": "application/json"}, timeout=30)
+        assert answer.status_code == 400, (raw[:80], answer.text)
+        assert answer.json()["message"].startswith("body")
+        assert fingerprint() == before
 
     probe()
