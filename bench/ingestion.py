@@ -32,11 +32,13 @@ stops with an error otherwise.
 from __future__ import annotations
 
 import argparse
+import socket
 import statistics
 import sys
 import threading
 import time
 
+import httpx
 from _harness import (
     Bench,
     HttpProcess,
@@ -70,11 +72,23 @@ def main() -> int:
     parser.add_argument(
         "--mix", action="store_true", help="also a throughput run of Messenger and Instagram requests, in turns"
     )
+    parser.add_argument(
+        "--stalled-receiver",
+        action="store_true",
+        help="an integrator subscribed whose receiver accepts connections and never answers, during every run",
+    )
     args = parser.parse_args()
 
     with Bench("ingestion", log_level=args.log_level, keep_logs=args.keep_logs) as bench:
-        web = bench.start_web()
-        worker = bench.start_worker()
+        extra = {"AIRY_WEBHOOKS_ALLOW_PRIVATE": "true"} if args.stalled_receiver else {}
+        web = bench.start_web(extra)
+        worker = bench.start_worker(extra)
+        if args.stalled_receiver:
+            bench.start_worker(extra, process="deliveries")
+            stalled = StalledReceiver().start()
+            answer = httpx.post(f"{web.url}/webhooks.subscribe", json={"url": stalled.url}, timeout=10)
+            answer.raise_for_status()
+            say(f"an integrator subscribed at {stalled.url}, which never answers (each delivery waits its deadline)")
         bench.create_channel(PAGE_ID)
         messenger = WebhookBatches(PAGE_ID, contacts=args.contacts)
         for number in range(args.contacts):
@@ -139,6 +153,27 @@ def main() -> int:
     for label, value in rows:
         print(f"{label:32s}{value}")
     return 0
+
+
+class StalledReceiver:
+    """A receiver on 127.0.0.1 that accepts every connection and reads, but never answers."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.connections: list[socket.socket] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.getsockname()[1]}/hook"
+
+    def start(self) -> StalledReceiver:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def _accept(self) -> None:
+        while True:
+            connection, _ = self.server.accept()
+            self.connections.append(connection)  # kept open, never answered
 
 
 def batches(args: argparse.Namespace, platform: str, entry_id: str, tag: str) -> WebhookBatches:
