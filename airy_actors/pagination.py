@@ -10,10 +10,12 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 import peewee
 
+from airy_actors import strict_json
 from airy_actors.errors import BadRequest
 
 DEFAULT_PAGE_SIZE = 20
@@ -104,15 +106,19 @@ def _encode(direction: str, row: peewee.Model, sort: peewee.Field, tiebreak: pee
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+class _CursorDocument(msgspec.Struct, forbid_unknown_fields=True):
+    """What a cursor holds: the direction, and the sort key (a BIGINT) with the tiebreak (an id)."""
+
+    d: Literal["next", "prev"]
+    k: tuple[Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)], Annotated[str, msgspec.Meta(max_length=64)]]
+
+
 def _decode(cursor: object) -> tuple[str, list[Any]]:
     if not isinstance(cursor, str):
         raise BadRequest("cursor must be a string")
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        document = json.loads(raw)
-        direction, key = document["d"], document["k"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+        document = strict_json.loads(raw, _CursorDocument)
+    except (binascii.Error, ValueError, BadRequest):  # a forged cursor learns nothing of what was wrong
         raise BadRequest("cursor is not valid") from None
-    if direction not in ("next", "prev") or not isinstance(key, list) or len(key) != 2:
-        raise BadRequest("cursor is not valid")
-    return direction, key
+    return document.d, list(document.k)

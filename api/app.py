@@ -13,16 +13,21 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from airy_actors.config import Settings, get_settings
-from api import send_writer, webhook_writer
+from api import docs, openapi, send_writer, webhook_writer
 from api.auth import SystemTokenAuth
 from api.errors import EXCEPTION_HANDLERS
 from api.routes import channels, conversations, health, sending, webhook, webhooks
 
 
 def routes() -> list[Route]:
+    """Every endpoint; each declares its operation (api.operations), which /openapi.json documents."""
     return [
         Route("/facebook", webhook.verify, methods=["GET"]),
+        # Served ahead of the routing (Api.__call__); listed so that it is documented, and answers 405 alike.
+        Route("/facebook", webhook.receive, methods=["POST"]),
         Route("/health", health.health, methods=["GET"]),
+        Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
+        Route("/docs", docs.docs, methods=["GET"]),
         Route("/conversations.list", conversations.conversations_list, methods=["POST"]),
         Route("/conversations.info", conversations.conversations_info, methods=["POST"]),
         Route("/conversations.read", conversations.conversations_read, methods=["POST"]),
@@ -69,7 +74,7 @@ def create_app(settings: Settings | None = None) -> Api:
     settings = settings or get_settings()
     app = Api(
         lifespan=lifespan,
-        routes=routes(),
+        routes=[*routes(), docs.assets()],
         middleware=[Middleware(SystemTokenAuth, token=settings.system_token)],
         exception_handlers=EXCEPTION_HANDLERS,
     )

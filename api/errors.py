@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)
 
 
 def error_response(status_code: int, message: str) -> JSONResponse:
-    return JSONResponse({"message": message}, status_code=status_code)
+    # A message may quote what the client sent; a lone surrogate in it would make the answer itself fail.
+    return JSONResponse({"message": message.encode("utf-8", "replace").decode()}, status_code=status_code)
 
 
 async def airy_error(request: Request, exc: Exception) -> JSONResponse:

@@ -18,56 +18,73 @@ from starlette.routing import Route
 from airy_actors import channels, jobs
 from airy_actors.actors.channels import connect_page, disconnect_page, explore_pages
 from airy_actors.config import Settings
-from api.bodies import Body
+from api import schemas
 from api.database import in_database
+from api.operations import operation
 from api.routes.webhook import require_facebook
 
 logger = logging.getLogger(__name__)
 
-MAX_ID_LENGTH = 64
-MAX_TOKEN_LENGTH = 4096
-MAX_URL_LENGTH = 2048
+SYNCHRONOUS = "Runs in an actor; past AIRY_SYNC_TIMEOUT_MS it answers 202 with a job to poll with jobs.info."
 
 
 def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def _facebook_configured(request: Request) -> None:
+    require_facebook(_settings(request))
+
+
 def _respond(answer: jobs.Answer) -> JSONResponse:
     return JSONResponse(answer.body, status_code=answer.status_code)
 
 
-async def facebook_connect(request: Request) -> JSONResponse:
+@operation(
+    "Connects a Facebook page: checks its token, subscribes the app to its webhook, stores the channel",
+    body=schemas.FacebookConnect,
+    answers={200: schemas.Channel, 202: schemas.JobPending},
+    errors=(503,),
+    before=_facebook_configured,
+    description=SYNCHRONOUS,
+)
+async def facebook_connect(request: Request, body: schemas.FacebookConnect) -> JSONResponse:
     settings = _settings(request)
-    require_facebook(settings)
-    body = await Body.of(request)
-    arguments = {
-        "page_id": body.string("page_id", max_length=MAX_ID_LENGTH),
-        "name": body.optional_string("name"),
-        "image_url": body.optional_string("image_url", max_length=MAX_URL_LENGTH),
-    }
-    secrets = {"page_token": body.string("page_token", max_length=MAX_TOKEN_LENGTH)}
+    arguments = {"page_id": body.page_id, "name": body.name, "image_url": body.image_url}
+    secrets = {"page_token": body.page_token}
     answer = await jobs.submit_and_wait(
         "facebook.connect", connect_page, arguments, secrets=secrets, timeout_ms=settings.sync_timeout_ms
     )
     return _respond(answer)
 
 
-async def facebook_explore(request: Request) -> JSONResponse:
+@operation(
+    "Lists the pages that a user token can manage",
+    body=schemas.FacebookExplore,
+    answers={200: schemas.ExploredPages, 202: schemas.JobPending},
+    errors=(503,),
+    before=_facebook_configured,
+    description=SYNCHRONOUS,
+)
+async def facebook_explore(request: Request, body: schemas.FacebookExplore) -> JSONResponse:
     settings = _settings(request)
-    require_facebook(settings)
-    body = await Body.of(request)
-    secrets = {"auth_token": body.string("auth_token", max_length=MAX_TOKEN_LENGTH)}
+    secrets = {"auth_token": body.auth_token}
     answer = await jobs.submit_and_wait(
         "facebook.explore", explore_pages, {}, secrets=secrets, timeout_ms=settings.sync_timeout_ms
     )
     return _respond(answer)
 
 
-async def facebook_disconnect(request: Request) -> JSONResponse:
-    require_facebook(_settings(request))
-    body = await Body.of(request)
-    channel_id = body.string("channel_id", max_length=MAX_ID_LENGTH)
+@operation(
+    "Disconnects a channel: unsubscribes the app from the page and deletes its token",
+    body=schemas.FacebookDisconnect,
+    answers={202: schemas.Empty},
+    errors=(503,),
+    before=_facebook_configured,
+    description="An unknown channel is 400 (as the seed says); an already disconnected one is 202 again.",
+)
+async def facebook_disconnect(request: Request, body: schemas.FacebookDisconnect) -> JSONResponse:
+    channel_id = body.channel_id
     if await in_database(channels.begin_disconnect, channel_id):
         try:
             disconnect_page.send(channel_id)
@@ -77,27 +94,36 @@ async def facebook_disconnect(request: Request) -> JSONResponse:
     return JSONResponse({}, status_code=202)
 
 
-async def jobs_info(request: Request) -> JSONResponse:
-    body = await Body.of(request)
-    return JSONResponse(await in_database(jobs.job_info, body.string("job_id", max_length=MAX_ID_LENGTH)))
+@operation(
+    "The state of a job that a synchronous endpoint answered with 202",
+    body=schemas.JobsInfo,
+    answers={200: schemas.JobInfo},
+    errors=(404, 503),
+)
+async def jobs_info(request: Request, body: schemas.JobsInfo) -> JSONResponse:
+    return JSONResponse(await in_database(jobs.job_info, body.job_id))
 
 
-async def channels_list(request: Request) -> JSONResponse:
-    body = await Body.of(request)
-    return JSONResponse(await in_database(channels.list_channels, body.optional_string("source", max_length=32)))
+@operation("The connected channels", body=schemas.ChannelsList, answers={200: schemas.ChannelList}, errors=(503,))
+async def channels_list(request: Request, body: schemas.ChannelsList) -> JSONResponse:
+    return JSONResponse(await in_database(channels.list_channels, body.source))
 
 
-async def channels_info(request: Request) -> JSONResponse:
-    body = await Body.of(request)
-    return JSONResponse(await in_database(channels.channel_info, body.string("channel_id", max_length=MAX_ID_LENGTH)))
+@operation("One channel", body=schemas.ChannelsInfo, answers={200: schemas.Channel}, errors=(404, 503))
+async def channels_info(request: Request, body: schemas.ChannelsInfo) -> JSONResponse:
+    return JSONResponse(await in_database(channels.channel_info, body.channel_id))
 
 
-async def channels_update(request: Request) -> JSONResponse:
-    body = await Body.of(request)
-    channel_id = body.string("channel_id", max_length=MAX_ID_LENGTH)
-    name = body.optional_string("name")
-    image_url = body.optional_string("image_url", max_length=MAX_URL_LENGTH)
-    return JSONResponse(await in_database(channels.update_channel, channel_id, name=name, image_url=image_url))
+@operation(
+    "Changes a channel's name or picture",
+    body=schemas.ChannelsUpdate,
+    answers={200: schemas.Channel},
+    errors=(404, 503),
+)
+async def channels_update(request: Request, body: schemas.ChannelsUpdate) -> JSONResponse:
+    return JSONResponse(
+        await in_database(channels.update_channel, body.channel_id, name=body.name, image_url=body.image_url)
+    )
 
 
 ROUTES: list[Route] = [

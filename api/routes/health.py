@@ -10,6 +10,8 @@ from starlette.responses import JSONResponse
 
 from airy_actors.broker import broker
 from airy_actors.db import database
+from api import schemas
+from api.operations import Operation, documented
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +35,13 @@ def _check_broker() -> str:
         return "unavailable"
 
 
+@documented(
+    Operation(
+        "Whether the database and the broker answer",
+        answers={200: schemas.Health, 503: schemas.Health},
+        public=True,
+    )
+)
 async def health(request: Request) -> JSONResponse:
     checks = {"database": await run_in_threadpool(_check_database), "broker": await run_in_threadpool(_check_broker)}
     if all(value == "ok" for value in checks.values()):

@@ -10,23 +10,26 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from airy_actors import sending
-from airy_actors.errors import BadRequest
 from airy_actors.representations import message_json
-from api.bodies import Body
+from api import schemas
+from api.operations import operation
 from api.send_writer import writer
 
 
-async def messages_send(request: Request) -> JSONResponse:
-    body = await Body.of(request)
-    conversation_id = body.string("conversation_id")
-    message = body.obj("message")
-    if not message:
-        raise BadRequest("message must not be empty: give it text or an attachment")
+@operation(
+    "Sends a message into a conversation: stored pending, then delivered by an actor",
+    body=schemas.MessagesSend,
+    answers={200: schemas.Message},
+    errors=(404, 503),
+    description="Outside the messaging window (24 hours after the contact's last message; 7 days with tag "
+    "HUMAN_AGENT) it is refused with 400 before Facebook is asked.",
+)
+async def messages_send(request: Request, body: schemas.MessagesSend) -> JSONResponse:
     send = sending.SendRequest(
-        conversation_id=conversation_id,
-        message=message,
-        messaging_type=body.optional_string("messaging_type"),
-        tag=body.optional_string("tag"),
+        conversation_id=body.conversation_id,
+        message=body.message,
+        messaging_type=body.messaging_type,
+        tag=body.tag,
     )
     return JSONResponse(message_json(await writer.submit(send)))
 
