@@ -99,11 +99,11 @@ def loads_tolerant(data: bytes | str) -> Any:
 def check_tolerant_object(data: bytes) -> None:
     """Raises what :func:`loads_tolerant` raises, or InvalidJSON when the document is not an object.
 
-    The webhook's check of every delivery, which keeps the raw body: it builds nothing, and so costs a
-    quarter of a decode (4 µs against 16 for a request of ten messages, orjson's decode included). msgspec
-    skips the values (``Raw``) while checking their syntax, NaN and escapes; UTF-8 is checked apart (ASCII
-    first: Meta escapes the rest). A number is not converted, so one that no double holds passes here (as it
-    did before), and is refused when the body is read.
+    The webhook's check of every delivery, which keeps the raw body: it builds nothing, and so costs half of
+    a decode (6.5 µs against orjson's 13 for a request of ten messages). msgspec skips the values (``Raw``)
+    while checking their syntax, NaN and escapes; UTF-8 is checked apart (ASCII first: Meta escapes the
+    rest). A number is not converted, so one that no double holds passes here (as it did before), and is
+    refused when the body is read.
     """
     _check_depth(data)
     if data.isascii() or _is_utf8(data):

@@ -1,4 +1,7 @@
-"""Hostile input on every endpoint: whatever the body, no 5xx, a JSON message, and a refusal changes nothing."""
+"""Hostile input on every endpoint: whatever the body, no 5xx, a JSON message, and a refusal changes nothing.
+
+The bodies include what strict JSON refuses (NaN, infinities, lone surrogates, numbers out of range, nesting
+past 64 levels): those must be 400s."""
 
 from __future__ import annotations
 
@@ -41,16 +44,65 @@ FIELDS = [
     "display_name",
 ]
 KNOWN_IDS: list[str] = []
+LONE_SURROGATES = ["\ud800", "\udbff", "\udc00", "\udfff"]
 
-scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats(allow_nan=False) | st.text(max_size=40)
+texts = st.text(max_size=40) | st.builds(
+    lambda before, surrogate, after: before + surrogate + after,
+    st.text(max_size=8),
+    st.sampled_from(LONE_SURROGATES),
+    st.text(max_size=8),
+)
+numbers = (
+    st.integers(-(2**63), 2**63)
+    | st.integers(min_value=2**63, max_value=10**40)  # beyond any BIGINT column
+    | st.integers(min_value=-(10**40), max_value=-(2**63) - 1)
+    | st.floats()  # NaN and infinities included: json.dumps writes them as NaN, Infinity, -Infinity
+)
+scalars = st.none() | st.booleans() | numbers | texts
 known_ids = st.deferred(lambda: st.sampled_from(KNOWN_IDS))  # filled by the fixture, drawn at run time
 values = st.recursive(
     scalars | known_ids,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
     max_leaves=12,
 )
-bodies = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=12), values, max_size=6)
-raw_bodies = st.binary(max_size=64) | bodies.map(lambda body: json.dumps(body).encode())
+bodies = st.dictionaries(st.sampled_from(FIELDS) | texts, values, max_size=6)
+
+
+def must_be_refused(value: object) -> bool:
+    """Whether a decoded body holds what strict JSON refuses: NaN or an infinity, a lone surrogate."""
+    if isinstance(value, float):
+        return value != value or value in (float("inf"), float("-inf"))
+    if isinstance(value, str):
+        return any(surrogate in value for surrogate in LONE_SURROGATES)
+    if isinstance(value, list):
+        return any(must_be_refused(item) for item in value)
+    if isinstance(value, dict):
+        return any(must_be_refused(key) or must_be_refused(item) for key, item in value.items())
+    return False
+
+
+# Raw JSON values that json.dumps cannot write: tokens out of range, raw surrogates, nesting past 64 levels.
+RAW_VALUES = [b"NaN", b"-Infinity", b"1e400", b"-1e400", b"9" * 5000, b'"\\ud83d"', b'"cut \xed\xa0\xbd"']
+raw_values = (
+    st.sampled_from(RAW_VALUES)
+    | st.integers(65, 2000).map(lambda levels: b"[" * levels + b"]" * levels)
+    | st.integers(65, 300).map(lambda levels: b'{"a": ' * levels + b"1" + b"}" * levels)
+)
+
+
+def spliced(field: str, raw_value: bytes, body: dict[str, object]) -> tuple[bytes, bool]:
+    """``body`` with ``field`` set to ``raw_value`` first; refused, unless a page_size of many digits (clamped)."""
+    body = {name: value for name, value in body.items() if name != field}  # a repeated field would win
+    rest = json.dumps(body).encode()[1:]
+    raw = b'{"' + field.encode() + b'": ' + raw_value + (b", " + rest if body else b"}")
+    return raw, not (field == "page_size" and raw_value.isdigit())
+
+
+raw_bodies = (
+    st.binary(max_size=64).map(lambda raw: (raw, False))
+    | bodies.map(lambda body: (json.dumps(body).encode(), must_be_refused(body)))
+    | st.builds(spliced, st.sampled_from(FIELDS), raw_values, bodies.filter(lambda body: not must_be_refused(body)))
+)
 
 
 def fingerprint() -> str:
@@ -82,14 +134,17 @@ def seeded(db, fake_graph):
 @pytest.mark.parametrize("path", ENDPOINTS)
 def test_no_body_makes_an_endpoint_fail_or_change_state_when_refused(api, seeded, path):
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-    @given(raw=raw_bodies)
-    def probe(raw: bytes) -> None:
+    @given(case=raw_bodies)
+    def probe(case: tuple[bytes, bool]) -> None:
+        raw, refused = case
         before = fingerprint()
         try:
             answer = api.post(path, content=raw, headers={"Content-Type": "application/json"}, timeout=30)
         except httpx.ReadTimeout:
             pytest.fail(f"{path} did not answer {raw!r}")
         assert answer.status_code < 500, (raw, answer.text)
+        if refused:
+            assert answer.status_code == 400, (raw[:300], answer.text)
         payload = answer.json()
         if answer.status_code >= 400:
             assert isinstance(payload.get("message"), str) and payload["message"], payload
