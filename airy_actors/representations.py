@@ -47,6 +47,11 @@ def message_json(message: Message, source: str | None = None) -> dict[str, Any]:
     }
 
 
+def known_source(channel_id: str) -> str | None:
+    """The source of a channel when this process has read it already, else None (no database needed)."""
+    return _sources.get(channel_id)
+
+
 def channel_source(channel_id: str) -> str:
     """The source of a channel (``facebook`` or ``instagram``), read once per channel and process."""
     source = _sources.get(channel_id)

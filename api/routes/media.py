@@ -19,6 +19,7 @@ from airy_actors.media import RangeNotSatisfiable, byte_range, verify
 from airy_actors.media.configured import get_media_store, media_secret, signed_url
 from airy_actors.media.store import CHUNK_BYTES, is_media_key
 from airy_actors.media.uploads import media_json, upload
+from api.database import in_database
 from api.responses import JSONResponse
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -74,9 +75,8 @@ async def media_upload(request: Request) -> JSONResponse:
     else:
         file, file_type = await _spooled(request, limit), content_type
     store = get_media_store()
-    media = await run_in_threadpool(
-        upload, _chunks(file, limit), content_type=file_type, store=store, max_bytes=limit
-    )
+    # With a connection of its own, handed back afterwards: a thread of the pool must not keep one.
+    media = await in_database(upload, _chunks(file, limit), content_type=file_type, store=store, max_bytes=limit)
     return JSONResponse(media_json(media, signed_url(media.key)))
 
 

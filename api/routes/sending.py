@@ -10,8 +10,9 @@ from starlette.routing import Route
 
 from airy_actors import sending
 from airy_actors.errors import BadRequest
-from airy_actors.representations import message_json
+from airy_actors.representations import channel_source, known_source, message_json
 from api.bodies import Body
+from api.database import in_database
 from api.responses import JSONResponse
 from api.send_writer import writer
 
@@ -29,7 +30,11 @@ async def messages_send(request: Request) -> JSONResponse:
         tag=body.optional_string("tag"),
         notification_token=body.optional_string("notification_token"),
     )
-    return JSONResponse(message_json(await writer.submit(send)))
+    accepted = await writer.submit(send)
+    # The channel's source is read once per process; the first time, on a connection that is handed back (this
+    # is the event loop's thread, which must never keep one).
+    source = known_source(accepted.channel_id) or await in_database(channel_source, accepted.channel_id)
+    return JSONResponse(message_json(accepted, source))
 
 
 ROUTES: list[Route] = [Route("/messages.send", messages_send, methods=["POST"])]
