@@ -10,6 +10,7 @@ import dataclasses
 import os
 import secrets
 import socket
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -29,6 +30,8 @@ os.environ.update(
         "FACEBOOK_WEBHOOK_SECRET": "test-verify-token",
         "DATABASE_URL": POSTGRES_URL,
         "AIRY_GRAPH_TIMEOUT_MS": "2000",
+        # The spool, the media folder and the metrics files of this session, never the checkout's own .airy/.
+        "AIRY_DATA_DIR": tempfile.mkdtemp(prefix=f"airy-test-{SESSION}-"),
         # The integrator receivers of the tests listen on 127.0.0.1.
         "AIRY_WEBHOOKS_ALLOW_PRIVATE": "true",
     }
