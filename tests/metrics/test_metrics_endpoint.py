@@ -75,8 +75,21 @@ def test_api_requests_count_by_route_and_status_never_by_raw_path(api, db):
     assert grew("airy_api_requests_total", endpoint="/conversations.info", status="404") == 1
     assert grew("airy_api_requests_total", endpoint="unmatched", status="404") == 1
     assert not any("/no/such" in str(labels) for _, labels in after)
-    # POST /facebook is counted by its own family only
-    assert not any(("endpoint", "/facebook") in labels for _, labels in after)
+
+
+def test_a_webhook_post_is_counted_by_its_own_family_only(api, channel):
+    # GET /facebook (the subscription check) is an API request; POST /facebook is counted apart
+    before = scrape(api)
+    body = signed_batch("own-family")
+    assert api.post("/facebook", content=body, headers=sign(body)).status_code == 200
+    after = scrape(api)
+    for status in ("200", "400", "403"):
+        assert value(after, "airy_api_requests_total", endpoint="/facebook", status=status) == value(
+            before, "airy_api_requests_total", endpoint="/facebook", status=status
+        )
+    assert value(after, "airy_webhook_requests_total", outcome="200") == (
+        value(before, "airy_webhook_requests_total", outcome="200") + 1
+    )
 
 
 def test_metrics_needs_the_system_token_when_set(serve_app):
