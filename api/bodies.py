@@ -1,16 +1,19 @@
-"""Reading request bodies: size limits, JSON, and typed fields whose errors name the field."""
+"""Reading request bodies: size limits, strict JSON, and the conversion into the endpoint's schema (api.schemas)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
 from airy_actors.errors import BadRequest, PayloadTooLarge
-from airy_actors.pagination import page_size_from
+from api.field_errors import describe
+
+S = TypeVar("S")
 
 MAX_BODY_BYTES = 1_048_576  # 1 MiB, exactly, is accepted
 MAX_DEPTH = 64  # nesting levels of a request body
@@ -145,79 +148,23 @@ def _with_surrogates(raw: bytes, error: orjson.JSONDecodeError) -> Any:
         raise BadRequest(f"body is not valid JSON: {_refusal(raw, error)}") from None
 
 
-class Body:
-    """A JSON object body with typed accessors.
+async def read_json(request: Request, schema: type[S]) -> S:
+    """The request's JSON body converted into ``schema`` (an :mod:`api.schemas` Struct); no body is ``{}``.
 
-    Parameters:
-      data: the decoded body; anything but an object is refused.
+    The body is read by :func:`parse_json`, whose refusals name the offending token (NaN, a lone surrogate,
+    nesting past 64 levels), then converted strictly (no string taken for a number, nor the reverse); a value
+    that does not fit is refused naming its field (:func:`api.field_errors.describe`).
+
+    Raises:
+      PayloadTooLarge: when the body is over 1 MiB.
+      BadRequest: when it is not strict JSON, not an object, or not of ``schema``.
+      ClientDisconnect: when the client went away before sending the whole body.
     """
-
-    def __init__(self, data: Any) -> None:
-        if not isinstance(data, dict):
-            raise BadRequest("body must be a JSON object")
-        self.data = data
-
-    @classmethod
-    async def of(cls, request: Request) -> Body:
-        raw = await read_body(request)
-        return cls(parse_json(raw) if raw.strip() else {})
-
-    def string(self, name: str, *, max_length: int = 1024) -> str:
-        """A required, non-empty string field."""
-        value = self.optional_string(name, max_length=max_length)
-        if value is None:
-            raise BadRequest(f"{name} is required")
-        return value
-
-    def optional_string(self, name: str, *, max_length: int = 1024) -> str | None:
-        value = self.data.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise BadRequest(f"{name} must be a string")
-        if "\x00" in value:  # PostgreSQL text cannot hold NUL
-            raise BadRequest(f"{name} must not contain NUL characters")
-        if not value.strip():
-            raise BadRequest(f"{name} must not be empty")
-        if len(value) > max_length:
-            raise BadRequest(f"{name} must be at most {max_length} characters")
-        return value
-
-    def obj(self, name: str) -> dict[str, Any]:
-        """A required JSON object field."""
-        value = self.optional_obj(name)
-        if value is None:
-            raise BadRequest(f"{name} is required")
-        return value
-
-    def optional_obj(self, name: str) -> dict[str, Any] | None:
-        value = self.data.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            raise BadRequest(f"{name} must be an object")
-        return value
-
-    def optional_int(self, name: str) -> int | None:
-        value = self.data.get(name)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise BadRequest(f"{name} must be an integer")
-        return value
-
-    def page(self) -> dict[str, Any]:
-        """The paging fields of a list endpoint, ``cursor`` and ``page_size``, as its keyword arguments.
-
-        ``cursor: ""`` is the API's own "no such page" of a first page: the first page, like no cursor.
-        """
-        cursor = None if self.data.get("cursor") == "" else self.optional_string("cursor")
-        return {"cursor": cursor, "page_size": page_size_from(self.data.get("page_size"))}
-
-    def optional_list(self, name: str) -> list[Any] | None:
-        value = self.data.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, list):
-            raise BadRequest(f"{name} must be a list")
-        return value
+    raw = await read_body(request)
+    value = parse_json(raw) if raw.strip() else {}
+    if not isinstance(value, dict):
+        raise BadRequest("body must be a JSON object")
+    try:
+        return msgspec.convert(value, schema, strict=True)
+    except msgspec.ValidationError as error:
+        raise BadRequest(describe(error, value, schema)) from None

@@ -22,6 +22,12 @@ from workers.jobs import note_key
 
 logger = logging.getLogger(__name__)
 
+SYNCHRONOUS = (  # how the document describes a synchronous endpoint
+    "The work runs in an actor; the endpoint waits for it up to AIRY_SYNC_TIMEOUT_MS, then answers 202 with a "
+    "job to poll with `jobs.info`. A failed job answers its error (400 with Facebook's reason, 503 when Facebook "
+    "is unreachable)."
+)
+
 POLL_S = 1.0  # the longest a waiter trusts Redis before re-reading the row
 
 

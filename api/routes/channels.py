@@ -17,17 +17,14 @@ from starlette.routing import Route
 from airy_actors import channels, jobs
 from airy_actors.config import Settings
 from api import jobs as job_waits
-from api.bodies import Body
+from api import schemas
 from api.database import in_database
+from api.operations import operation
 from api.responses import JSONResponse
-from api.routes.facebook_webhook import require_facebook
+from api.routes.facebook_webhook import facebook_configured
 from workers.channels import connect_page, disconnect_page, explore_pages
 
 logger = logging.getLogger(__name__)
-
-MAX_ID_LENGTH = 64
-MAX_TOKEN_LENGTH = 4096
-MAX_URL_LENGTH = 2048
 
 
 def _settings(request: Request) -> Settings:
@@ -38,37 +35,55 @@ def _respond(answer: jobs.Answer) -> JSONResponse:
     return JSONResponse(answer.body, status_code=answer.status_code)
 
 
-async def facebook_connect(request: Request) -> JSONResponse:
-    settings = _settings(request)
-    require_facebook(settings)
-    body = await Body.of(request)
-    arguments = {
-        "page_id": body.string("page_id", max_length=MAX_ID_LENGTH),
-        "name": body.optional_string("name"),
-        "image_url": body.optional_string("image_url", max_length=MAX_URL_LENGTH),
-    }
-    secrets = {"page_token": body.string("page_token", max_length=MAX_TOKEN_LENGTH)}
+@operation(
+    "Connect a Facebook page",
+    body=schemas.FacebookConnect,
+    answers={200: schemas.Channel, 202: schemas.JobPending},
+    errors=(404, 503),
+    before=facebook_configured,
+    description=job_waits.SYNCHRONOUS,
+)
+async def facebook_connect(request: Request, body: schemas.FacebookConnect) -> JSONResponse:
+    arguments = {"page_id": body.page_id, "name": body.name, "image_url": body.image_url}
     answer = await job_waits.submit_and_wait(
-        "facebook.connect", connect_page, arguments, secrets=secrets, timeout_ms=settings.sync_timeout_ms
+        "facebook.connect",
+        connect_page,
+        arguments,
+        secrets={"page_token": body.page_token},
+        timeout_ms=_settings(request).sync_timeout_ms,
     )
     return _respond(answer)
 
 
-async def facebook_explore(request: Request) -> JSONResponse:
-    settings = _settings(request)
-    require_facebook(settings)
-    body = await Body.of(request)
-    secrets = {"auth_token": body.string("auth_token", max_length=MAX_TOKEN_LENGTH)}
+@operation(
+    "List the pages that a user token manages",
+    body=schemas.FacebookExplore,
+    answers={200: schemas.ExploredPages, 202: schemas.JobPending},
+    errors=(404, 503),
+    before=facebook_configured,
+    description=job_waits.SYNCHRONOUS,
+)
+async def facebook_explore(request: Request, body: schemas.FacebookExplore) -> JSONResponse:
     answer = await job_waits.submit_and_wait(
-        "facebook.explore", explore_pages, {}, secrets=secrets, timeout_ms=settings.sync_timeout_ms
+        "facebook.explore",
+        explore_pages,
+        {},
+        secrets={"auth_token": body.auth_token},
+        timeout_ms=_settings(request).sync_timeout_ms,
     )
     return _respond(answer)
 
 
-async def facebook_disconnect(request: Request) -> JSONResponse:
-    require_facebook(_settings(request))
-    body = await Body.of(request)
-    channel_id = body.string("channel_id", max_length=MAX_ID_LENGTH)
+@operation(
+    "Disconnect a Facebook page",
+    body=schemas.ChannelRef,
+    answers={202: schemas.Empty},
+    errors=(503,),
+    before=facebook_configured,
+    description="An unknown channel id is 400 (per the seed); an already disconnected channel is 202.",
+)
+async def facebook_disconnect(request: Request, body: schemas.ChannelRef) -> JSONResponse:
+    channel_id = body.channel_id
     if await in_database(channels.begin_disconnect, channel_id):
         try:
             disconnect_page.send(channel_id)
@@ -78,27 +93,28 @@ async def facebook_disconnect(request: Request) -> JSONResponse:
     return JSONResponse({}, status_code=202)
 
 
-async def jobs_info(request: Request) -> JSONResponse:
-    body = await Body.of(request)
-    return JSONResponse(await in_database(jobs.job_info, body.string("job_id", max_length=MAX_ID_LENGTH)))
+@operation("The state and result of a job", body=schemas.JobsInfo, answers={200: schemas.JobInfo}, errors=(404,))
+async def jobs_info(request: Request, body: schemas.JobsInfo) -> JSONResponse:
+    return JSONResponse(await in_database(jobs.job_info, body.job_id))
 
 
-async def channels_list(request: Request) -> JSONResponse:
-    body = await Body.of(request)
-    return JSONResponse(await in_database(channels.list_channels, body.optional_string("source", max_length=32)))
+@operation("The connected channels", body=schemas.ChannelsList, answers={200: schemas.ChannelList})
+async def channels_list(request: Request, body: schemas.ChannelsList) -> JSONResponse:
+    return JSONResponse(await in_database(channels.list_channels, body.source))
 
 
-async def channels_info(request: Request) -> JSONResponse:
-    body = await Body.of(request)
-    return JSONResponse(await in_database(channels.channel_info, body.string("channel_id", max_length=MAX_ID_LENGTH)))
+@operation("A channel", body=schemas.ChannelRef, answers={200: schemas.Channel}, errors=(404,))
+async def channels_info(request: Request, body: schemas.ChannelRef) -> JSONResponse:
+    return JSONResponse(await in_database(channels.channel_info, body.channel_id))
 
 
-async def channels_update(request: Request) -> JSONResponse:
-    body = await Body.of(request)
-    channel_id = body.string("channel_id", max_length=MAX_ID_LENGTH)
-    name = body.optional_string("name")
-    image_url = body.optional_string("image_url", max_length=MAX_URL_LENGTH)
-    return JSONResponse(await in_database(channels.update_channel, channel_id, name=name, image_url=image_url))
+@operation(
+    "Rename a channel or change its picture", body=schemas.ChannelsUpdate, answers={200: schemas.Channel}, errors=(404,)
+)
+async def channels_update(request: Request, body: schemas.ChannelsUpdate) -> JSONResponse:
+    return JSONResponse(
+        await in_database(channels.update_channel, body.channel_id, name=body.name, image_url=body.image_url)
+    )
 
 
 ROUTES: list[Route] = [

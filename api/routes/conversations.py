@@ -5,57 +5,56 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from airy_actors import reading
-from airy_actors.errors import BadRequest
-from api.bodies import Body
+from api import schemas
 from api.database import in_database
+from api.operations import operation
 from api.responses import JSONResponse
 
 
-async def conversations_list(request: Request) -> JSONResponse:
-    body = await Body.of(request)
-    filters = Body(body.optional_obj("filters") or {})
-    unknown = set(filters.data) - {"channel_id", "display_name"}
-    if unknown:
-        raise BadRequest(f"filters.{sorted(unknown)[0]} is not a known filter (channel_id, display_name)")
+@operation(
+    "Conversations, newest activity first",
+    body=schemas.ConversationsList,
+    answers={200: schemas.ConversationPage},
+    description="Paginated; `filters` selects by channel and by part of the contact's name.",
+)
+async def conversations_list(request: Request, body: schemas.ConversationsList) -> JSONResponse:
+    filters = body.filters or schemas.ConversationFilters()
     return JSONResponse(
         await in_database(
             reading.list_conversations,
             **body.page(),
-            channel_id=_filter(filters, "channel_id"),
-            display_name=_filter(filters, "display_name"),
+            channel_id=filters.channel_id,
+            display_name=filters.display_name,
         )
     )
 
 
-def _filter(filters: Body, name: str) -> str | None:
-    try:
-        return filters.optional_string(name)
-    except BadRequest as exc:
-        raise BadRequest(f"filters.{exc.message}") from None
+@operation("A conversation", body=schemas.ConversationRef, answers={200: schemas.Conversation}, errors=(404,))
+async def conversations_info(request: Request, body: schemas.ConversationRef) -> JSONResponse:
+    return JSONResponse(await in_database(reading.conversation_info, body.conversation_id))
 
 
-async def conversations_info(request: Request) -> JSONResponse:
-    body = await Body.of(request)
-    return JSONResponse(await in_database(reading.conversation_info, body.string("conversation_id")))
-
-
-async def conversations_read(request: Request) -> JSONResponse:
-    body = await Body.of(request)
-    await in_database(reading.mark_conversation_read, body.string("conversation_id"))
+@operation(
+    "Mark a conversation read (its unread count becomes 0)",
+    body=schemas.ConversationRef,
+    answers={202: schemas.Empty},
+    errors=(404,),
+)
+async def conversations_read(request: Request, body: schemas.ConversationRef) -> JSONResponse:
+    await in_database(reading.mark_conversation_read, body.conversation_id)
     return JSONResponse({}, status_code=202)
 
 
-async def messages_list(request: Request) -> JSONResponse:
-    body = await Body.of(request)
-    return JSONResponse(
-        await in_database(
-            reading.list_messages,
-            body.string("conversation_id"),
-            **body.page(),
-        )
-    )
+@operation(
+    "A conversation's messages, newest first",
+    body=schemas.MessagesList,
+    answers={200: schemas.MessagePage},
+    errors=(404,),
+)
+async def messages_list(request: Request, body: schemas.MessagesList) -> JSONResponse:
+    return JSONResponse(await in_database(reading.list_messages, body.conversation_id, **body.page()))
 
 
-async def messages_info(request: Request) -> JSONResponse:
-    body = await Body.of(request)
-    return JSONResponse(await in_database(reading.message_info, body.string("message_id")))
+@operation("A message", body=schemas.MessagesInfo, answers={200: schemas.Message}, errors=(404,))
+async def messages_info(request: Request, body: schemas.MessagesInfo) -> JSONResponse:
+    return JSONResponse(await in_database(reading.message_info, body.message_id))

@@ -6,20 +6,27 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from airy_actors import event_failures
-from api.bodies import Body
+from api import schemas
 from api.database import in_database
+from api.operations import operation
 from api.responses import JSONResponse
 from workers.ingestion import retry_failed_event
 
 
-async def events_failed(request: Request) -> JSONResponse:
-    body = await Body.of(request)
+@operation(
+    "Events that could not be applied after ten attempts, most recently failed first",
+    body=schemas.Paged,
+    answers={200: schemas.FailedEventPage},
+)
+async def events_failed(request: Request, body: schemas.Paged) -> JSONResponse:
     return JSONResponse(await in_database(event_failures.list_failed, **body.page()))
 
 
-async def events_retry(request: Request) -> JSONResponse:
-    body = await Body.of(request)
-    failed_event_id = await in_database(event_failures.retry, body.string("id", max_length=36))
+@operation(
+    "Give a failed event one more attempt", body=schemas.EventsRetry, answers={202: schemas.Empty}, errors=(404,)
+)
+async def events_retry(request: Request, body: schemas.EventsRetry) -> JSONResponse:
+    failed_event_id = await in_database(event_failures.retry, body.id)
     retry_failed_event.send(failed_event_id)  # a lost enqueue is made good by the sweeper
     return JSONResponse({}, status_code=202)
 

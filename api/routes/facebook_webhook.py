@@ -11,9 +11,11 @@ from starlette.types import Receive, Scope, Send
 from airy_actors import metrics
 from airy_actors.config import Settings
 from airy_actors.errors import AiryError, Unavailable
+from api import schemas
 from api.bodies import read_raw, require_json_object
 from api.errors import answer_error
 from api.facebook_writer import writer
+from api.operations import Operation, Text, documented
 
 _RECEIVED = b'{"status":"received"}'
 _RECEIVED_HEADERS = [(b"content-length", str(len(_RECEIVED)).encode()), (b"content-type", b"application/json")]
@@ -35,6 +37,25 @@ def require_facebook(settings: Settings, *names: str) -> None:
         raise Unavailable(f"the Facebook source is not configured: set {', '.join(missing)}")
 
 
+def facebook_configured(request: Request) -> None:
+    """Answers 503 naming the Facebook variables that are not set: an endpoint's check before it reads its body."""
+    require_facebook(request.app.state.settings)
+
+
+@documented(
+    Operation(
+        "Facebook's subscription challenge",
+        answers={200: Text("text/plain")},
+        errors=(403, 503),
+        public=True,
+        description="Answers `hub.challenge` when `hub.mode` is `subscribe` and `hub.verify_token` is "
+        "FACEBOOK_WEBHOOK_SECRET.",
+        parameters=tuple(
+            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+            for name in ("hub.mode", "hub.verify_token", "hub.challenge")
+        ),
+    )
+)
 async def verify(request: Request) -> Response:
     """``GET /facebook``: answers Facebook's subscription challenge when the verify token matches."""
     settings: Settings = request.app.state.settings
@@ -81,7 +102,23 @@ class Receiver:
         await send({"type": "http.response.body", "body": _RECEIVED})
 
 
-receive = Receiver()
+receive = documented(
+    Operation(
+        "Meta's webhook: signed Messenger and Instagram events",
+        body=schemas.FacebookWebhook,
+        answers={200: schemas.Received},
+        errors=(400, 403, 413, 503),
+        public=True,
+        description="Checked against X-Hub-Signature-256 (or X-Hub-Signature) with FACEBOOK_APP_SECRET, stored "
+        "durably, then answered; the body must be a JSON object (NaN, Infinity and nesting past 64 levels are "
+        "refused; a lone surrogate, as Meta may cut a text inside an emoji, is accepted). Served ahead of the "
+        "app's routing and middleware, and read with orjson, not converted into its schema: the schema here only "
+        "describes Meta's format.",
+        parameters=(
+            {"name": "X-Hub-Signature-256", "in": "header", "required": False, "schema": {"type": "string"}},
+        ),
+    )
+)(Receiver())
 
 
 class _Headers:

@@ -10,40 +10,51 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from api import jobs as job_waits
-from api.bodies import Body
+from api import schemas
+from api.operations import operation
 from api.responses import JSONResponse
-from api.routes.facebook_webhook import require_facebook
+from api.routes.facebook_webhook import facebook_configured
 from workers.handover import pass_thread_control, take_thread_control
 
-MAX_ID_LENGTH = 255
-MAX_METADATA_LENGTH = 1000  # Facebook's limit on a handover's metadata string
 
-
-async def conversations_pass_thread_control(request: Request) -> JSONResponse:
-    settings = request.app.state.settings
-    require_facebook(settings)
-    body = await Body.of(request)
+@operation(
+    "Pass the thread to another app (handover protocol)",
+    body=schemas.PassThreadControl,
+    answers={200: schemas.Conversation, 202: schemas.JobPending},
+    errors=(404, 503),
+    before=facebook_configured,
+    description=job_waits.SYNCHRONOUS,
+)
+async def conversations_pass_thread_control(request: Request, body: schemas.PassThreadControl) -> JSONResponse:
     arguments = {
-        "conversation_id": body.string("conversation_id", max_length=MAX_ID_LENGTH),
-        "target_app_id": body.string("target_app_id", max_length=MAX_ID_LENGTH),
-        "metadata": body.optional_string("metadata", max_length=MAX_METADATA_LENGTH),
+        "conversation_id": body.conversation_id,
+        "target_app_id": body.target_app_id,
+        "metadata": body.metadata,
     }
     answer = await job_waits.submit_and_wait(
-        "conversations.passThreadControl", pass_thread_control, arguments, timeout_ms=settings.sync_timeout_ms
+        "conversations.passThreadControl",
+        pass_thread_control,
+        arguments,
+        timeout_ms=request.app.state.settings.sync_timeout_ms,
     )
     return JSONResponse(answer.body, status_code=answer.status_code)
 
 
-async def conversations_take_thread_control(request: Request) -> JSONResponse:
-    settings = request.app.state.settings
-    require_facebook(settings)
-    body = await Body.of(request)
-    arguments = {
-        "conversation_id": body.string("conversation_id", max_length=MAX_ID_LENGTH),
-        "metadata": body.optional_string("metadata", max_length=MAX_METADATA_LENGTH),
-    }
+@operation(
+    "Take the thread back (handover protocol)",
+    body=schemas.TakeThreadControl,
+    answers={200: schemas.Conversation, 202: schemas.JobPending},
+    errors=(404, 503),
+    before=facebook_configured,
+    description=job_waits.SYNCHRONOUS,
+)
+async def conversations_take_thread_control(request: Request, body: schemas.TakeThreadControl) -> JSONResponse:
+    arguments = {"conversation_id": body.conversation_id, "metadata": body.metadata}
     answer = await job_waits.submit_and_wait(
-        "conversations.takeThreadControl", take_thread_control, arguments, timeout_ms=settings.sync_timeout_ms
+        "conversations.takeThreadControl",
+        take_thread_control,
+        arguments,
+        timeout_ms=request.app.state.settings.sync_timeout_ms,
     )
     return JSONResponse(answer.body, status_code=answer.status_code)
 

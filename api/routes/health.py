@@ -12,7 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from airy_actors.db import database
+from api import schemas
 from api.facebook_writer import writer
+from api.operations import Operation, documented
 from api.responses import JSONResponse
 from workers import queues
 from workers.broker import broker
@@ -54,6 +56,14 @@ def _spool() -> dict[str, object]:
         return {"bytes": None, "spooling": writer.spooling}
 
 
+@documented(
+    Operation(
+        "Whether the database and the broker answer and a live worker serves every queue",
+        answers={200: schemas.Health, 503: schemas.Health},
+        public=True,
+        description="503 names what is missing: the database, the broker, or the queues no live worker serves.",
+    )
+)
 async def health(request: Request) -> JSONResponse:
     checks = {"database": await run_in_threadpool(_check_database)}
     checks["broker"], workers = await run_in_threadpool(_check_broker_and_workers)

@@ -18,37 +18,47 @@ from airy_actors import channels
 from airy_actors.config import Settings
 from airy_actors.models import INSTAGRAM
 from api import jobs as job_waits
-from api.bodies import Body
+from api import schemas
 from api.database import in_database
+from api.operations import operation
 from api.responses import JSONResponse
-from api.routes.channels import MAX_ID_LENGTH, MAX_TOKEN_LENGTH, MAX_URL_LENGTH
-from api.routes.facebook_webhook import require_facebook
+from api.routes.facebook_webhook import facebook_configured
 from workers.channels import connect_instagram_account, disconnect_page
 
 logger = logging.getLogger(__name__)
 
 
-async def instagram_connect(request: Request) -> JSONResponse:
+@operation(
+    "Connect an Instagram account through its Facebook page",
+    body=schemas.InstagramConnect,
+    answers={200: schemas.Channel, 202: schemas.JobPending},
+    errors=(404, 503),
+    before=facebook_configured,
+    description=job_waits.SYNCHRONOUS,
+)
+async def instagram_connect(request: Request, body: schemas.InstagramConnect) -> JSONResponse:
     settings: Settings = request.app.state.settings
-    require_facebook(settings)
-    body = await Body.of(request)
-    arguments = {
-        "page_id": body.string("page_id", max_length=MAX_ID_LENGTH),
-        "account_id": body.string("account_id", max_length=MAX_ID_LENGTH),
-        "name": body.optional_string("name"),
-        "image_url": body.optional_string("image_url", max_length=MAX_URL_LENGTH),
-    }
-    secrets = {"page_token": body.string("page_token", max_length=MAX_TOKEN_LENGTH)}
+    arguments = {"page_id": body.page_id, "account_id": body.account_id, "name": body.name, "image_url": body.image_url}
     answer = await job_waits.submit_and_wait(
-        "instagram.connect", connect_instagram_account, arguments, secrets=secrets, timeout_ms=settings.sync_timeout_ms
+        "instagram.connect",
+        connect_instagram_account,
+        arguments,
+        secrets={"page_token": body.page_token},
+        timeout_ms=settings.sync_timeout_ms,
     )
     return JSONResponse(answer.body, status_code=answer.status_code)
 
 
-async def instagram_disconnect(request: Request) -> JSONResponse:
-    require_facebook(request.app.state.settings)
-    body = await Body.of(request)
-    channel_id = body.string("channel_id", max_length=MAX_ID_LENGTH)
+@operation(
+    "Disconnect an Instagram account",
+    body=schemas.ChannelRef,
+    answers={202: schemas.Empty},
+    errors=(503,),
+    before=facebook_configured,
+    description="An unknown channel id, or one of another source, is 400; an already disconnected channel is 202.",
+)
+async def instagram_disconnect(request: Request, body: schemas.ChannelRef) -> JSONResponse:
+    channel_id = body.channel_id
     if await in_database(channels.begin_disconnect, channel_id, source=INSTAGRAM):
         try:
             disconnect_page.send(channel_id)

@@ -8,20 +8,26 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from airy_actors import integrations, outbox
-from api.bodies import Body
+from api import schemas
 from api.database import in_database
+from api.operations import operation
 from api.responses import JSONResponse
 from workers.integrations import start_lane
 
 
-async def subscribe(request: Request) -> JSONResponse:
-    body = await Body.of(request)
+@operation(
+    "Subscribe a URL to the integrator events",
+    body=schemas.WebhooksSubscribe,
+    answers={200: schemas.Subscription},
+    description="Private, loopback and link-local targets are refused unless AIRY_WEBHOOKS_ALLOW_PRIVATE=true.",
+)
+async def subscribe(request: Request, body: schemas.WebhooksSubscribe) -> JSONResponse:
     subscription = await in_database(
         integrations.subscribe,
-        body.string("url", max_length=integrations.MAX_URL_LENGTH),
-        headers=body.optional_obj("headers"),
-        events=body.optional_list("events"),
-        signature_key=body.optional_string("signature_key"),
+        body.url,
+        headers=body.headers,
+        events=body.events,
+        signature_key=body.signature_key,
     )
     # Other processes may believe for this long that nobody wants events; once it has passed, every change
     # written anywhere reaches the new subscription.
@@ -29,35 +35,44 @@ async def subscribe(request: Request) -> JSONResponse:
     return JSONResponse(subscription)
 
 
-async def unsubscribe(request: Request) -> JSONResponse:
-    body = await Body.of(request)
-    return JSONResponse(await in_database(integrations.unsubscribe, body.string("id")))
+@operation(
+    "Delete a subscription with its deliveries",
+    body=schemas.SubscriptionRef,
+    answers={200: schemas.Subscription},
+    errors=(404,),
+)
+async def unsubscribe(request: Request, body: schemas.SubscriptionRef) -> JSONResponse:
+    return JSONResponse(await in_database(integrations.unsubscribe, body.id))
 
 
-async def info(request: Request) -> JSONResponse:
-    body = await Body.of(request)
-    return JSONResponse(await in_database(integrations.subscription_info, body.string("id")))
+@operation("A subscription", body=schemas.SubscriptionRef, answers={200: schemas.Subscription}, errors=(404,))
+async def info(request: Request, body: schemas.SubscriptionRef) -> JSONResponse:
+    return JSONResponse(await in_database(integrations.subscription_info, body.id))
 
 
-async def list_(request: Request) -> JSONResponse:
-    await Body.of(request)
+@operation("Every subscription", body=schemas.Nothing, answers={200: schemas.SubscriptionList})
+async def list_(request: Request, body: schemas.Nothing) -> JSONResponse:
     return JSONResponse(await in_database(integrations.list_subscriptions))
 
 
-async def deliveries(request: Request) -> JSONResponse:
-    body = await Body.of(request)
-    return JSONResponse(
-        await in_database(
-            integrations.list_deliveries,
-            body.string("id"),
-            **body.page(),
-        )
-    )
+@operation(
+    "A subscription's deliveries, newest first",
+    body=schemas.WebhooksDeliveries,
+    answers={200: schemas.DeliveryPage},
+    errors=(404,),
+)
+async def deliveries(request: Request, body: schemas.WebhooksDeliveries) -> JSONResponse:
+    return JSONResponse(await in_database(integrations.list_deliveries, body.id, **body.page()))
 
 
-async def replay(request: Request) -> JSONResponse:
-    body = await Body.of(request)
-    delivery, lane = await in_database(integrations.replay, body.string("delivery_id"))
+@operation(
+    "Deliver a failed delivery again, with a fresh day of retries",
+    body=schemas.WebhooksReplay,
+    answers={200: schemas.Delivery},
+    errors=(404,),
+)
+async def replay(request: Request, body: schemas.WebhooksReplay) -> JSONResponse:
+    delivery, lane = await in_database(integrations.replay, body.delivery_id)
     start_lane(lane)
     return JSONResponse(delivery)
 

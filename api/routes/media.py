@@ -19,7 +19,9 @@ from airy_actors.media import RangeNotSatisfiable, byte_range, verify
 from airy_actors.media.configured import get_media_store, media_secret, signed_url
 from airy_actors.media.store import CHUNK_BYTES, is_media_key
 from airy_actors.media.uploads import media_json, upload
+from api import schemas
 from api.database import in_database
+from api.operations import Operation, Text, documented
 from api.responses import JSONResponse
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -27,6 +29,21 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 SPOOL_IN_MEMORY_BYTES = 1024 * 1024  # an upload larger than this waits on disk, not in memory
 
 
+@documented(
+    Operation(
+        "A kept file, by its signed URL",
+        answers={200: Text("*/*", {}), 206: Text("*/*", {})},
+        errors=(404, 416),
+        public=True,
+        description="The bytes with their Content-Type; `Range` is served (206), and the answer caches as "
+        "immutable. The signature is the capability: no system token. A wrong signature is 404.",
+        parameters=(
+            {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}},
+            {"name": "sig", "in": "query", "required": True, "schema": {"type": "string"}},
+            {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"}},
+        ),
+    )
+)
 async def media_file(request: Request) -> Response:
     key = request.path_params["key"]
     signature = request.query_params.get("sig", "")
@@ -60,6 +77,25 @@ def _range(header: str | None) -> tuple[int | None, int | None]:
     return int(first), (int(last) + 1 if last else None)
 
 
+@documented(
+    Operation(
+        "Upload a file to send",
+        answers={200: schemas.Media},
+        errors=(400, 413, 503),
+        description="The file as the raw body with its Content-Type, or `multipart/form-data` with a part named "
+        "`file`; at most AIRY_MEDIA_MAX_BYTES (25 MiB).",
+        request_content={
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "contentMediaType": "application/octet-stream"}},
+                    "required": ["file"],
+                }
+            },
+            "application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}},
+        },
+    )
+)
 async def media_upload(request: Request) -> JSONResponse:
     limit = get_settings().media_max_bytes
     declared = request.headers.get("content-length")

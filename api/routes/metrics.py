@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from airy_actors.metrics import HostCollector
 from api.facebook_writer import writer
+from api.operations import Operation, Text, documented
 from api.state_metrics import FailedEventsCollector, SpoolCollector
 from workers import queues
 from workers.broker import broker
@@ -76,6 +77,13 @@ def registry() -> CollectorRegistry:
     return scraped
 
 
+@documented(
+    Operation(
+        "Every metric of the host, in Prometheus' text format",
+        answers={200: Text("text/plain")},
+        description="Web and worker processes of one host summed in one scrape (AIRY_METRICS=off: no such endpoint).",
+    )
+)
 async def scrape(request: Request) -> Response:
     body = await run_in_threadpool(generate_latest, registry())
     return Response(body, media_type=CONTENT_TYPE_LATEST)

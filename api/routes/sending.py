@@ -9,26 +9,30 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from airy_actors import sending
-from airy_actors.errors import BadRequest
 from airy_actors.representations import channel_source, known_source, message_json
-from api.bodies import Body
+from api import schemas
 from api.database import in_database
+from api.operations import operation
 from api.responses import JSONResponse
 from api.send_writer import writer
 
 
-async def messages_send(request: Request) -> JSONResponse:
-    body = await Body.of(request)
-    conversation_id = body.string("conversation_id")
-    message = body.obj("message")
-    if not message:
-        raise BadRequest("message must not be empty: give it text or an attachment")
+@operation(
+    "Send a message into a conversation",
+    body=schemas.MessagesSend,
+    answers={200: schemas.Message},
+    errors=(404, 503),
+    description="Answered at once with the message `pending`; an actor sends it, and it becomes `delivered` or "
+    "`failed` (with Facebook's reason in `metadata.error`). Outside the 24-hour window a send needs the "
+    "`HUMAN_AGENT` tag (7 days) or a `notification_token`, else 400.",
+)
+async def messages_send(request: Request, body: schemas.MessagesSend) -> JSONResponse:
     send = sending.SendRequest(
-        conversation_id=conversation_id,
-        message=message,
-        messaging_type=body.optional_string("messaging_type"),
-        tag=body.optional_string("tag"),
-        notification_token=body.optional_string("notification_token"),
+        conversation_id=body.conversation_id,
+        message=body.message,
+        messaging_type=body.messaging_type,
+        tag=body.tag,
+        notification_token=body.notification_token,
     )
     accepted = await writer.submit(send)
     # The channel's source is read once per process; the first time, on a connection that is handed back (this
