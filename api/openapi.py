@@ -28,7 +28,7 @@ ERRORS = {
     403: "The signature or the verify token does not match.",
     404: "The id is not known.",
     413: f"The body is larger than {MAX_BODY_BYTES} bytes (an upload: than AIRY_MEDIA_MAX_BYTES).",
-    416: "The range is not within the file.",
+    415: "The file is of a type that Facebook cannot send (or has no Content-Type).",
     503: "A dependency (the database, the broker, Facebook) is down, or the Facebook source is not configured.",
 }
 SECURITY_SCHEME = "systemToken"
@@ -89,7 +89,9 @@ def _schema_types(operations: list[tuple[str, str, Operation]]) -> list[Any]:
 def _operation(path: str, method: str, declared: Operation, schema_of: dict[Any, Any]) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     for status, answer in sorted(declared.answers.items()):
-        responses[str(status)] = {"description": http.HTTPStatus(status).phrase, "content": _content(answer, schema_of)}
+        responses[str(status)] = {"description": http.HTTPStatus(status).phrase}
+        if answer is not None:  # None: an answer without a body
+            responses[str(status)]["content"] = _content(answer, schema_of)
     has_body = declared.body is not None or declared.request_content is not None
     # Any endpoint may find the database or the broker down.
     errors = {*declared.errors, 503} | ({400, 413} if has_body else set()) | (set() if declared.public else {401})

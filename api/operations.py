@@ -38,7 +38,8 @@ class Operation:
     Parameters:
       summary: one line, for the document.
       body: the request body's schema (a msgspec type); None when the endpoint takes none.
-      answers: the successful answers by status: a msgspec type (JSON), a :class:`Text`, or a JSON schema.
+      answers: the answers by status that are not ``{"message"}`` errors: a msgspec type (JSON), a :class:`Text`,
+        a JSON schema, or None for an answer without a body.
       errors: the statuses of the errors it may answer with ``{"message"}``, besides 401 (any endpoint behind
         the system token) and 413 (any that reads a body).
       public: whether it answers without the system token.

@@ -32,11 +32,12 @@ SPOOL_IN_MEMORY_BYTES = 1024 * 1024  # an upload larger than this waits on disk,
 @documented(
     Operation(
         "A kept file, by its signed URL",
-        answers={200: Text("*/*", {}), 206: Text("*/*", {})},
-        errors=(404, 416),
+        answers={200: Text("*/*", {}), 206: Text("*/*", {}), 416: None},
+        errors=(404,),
         public=True,
         description="The bytes with their Content-Type; `Range` is served (206), and the answer caches as "
-        "immutable. The signature is the capability: no system token. A wrong signature is 404.",
+        "immutable; a range outside the file is 416, without a body, with `Content-Range: bytes */<size>`. The "
+        "signature is the capability: no system token. A wrong signature is 404.",
         parameters=(
             {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}},
             {"name": "sig", "in": "query", "required": True, "schema": {"type": "string"}},
@@ -81,7 +82,7 @@ def _range(header: str | None) -> tuple[int | None, int | None]:
     Operation(
         "Upload a file to send",
         answers={200: schemas.Media},
-        errors=(400, 413, 503),
+        errors=(400, 413, 415, 503),
         description="The file as the raw body with its Content-Type, or `multipart/form-data` with a part named "
         "`file`; at most AIRY_MEDIA_MAX_BYTES (25 MiB).",
         request_content={

@@ -96,7 +96,9 @@ def test_every_operation_documents_its_errors_with_the_error_schema(spec):
             if "requestBody" in described:
                 assert {400, 413} <= statuses, (path, method)
             for status, answer in described["responses"].items():
-                if int(status) >= 400 and path != "/health":
+                if (path, status) == ("/media/{key}", "416"):
+                    assert "content" not in answer  # answered without a body
+                elif int(status) >= 400 and path != "/health":
                     assert answer["content"]["application/json"]["schema"] == error, (path, status)
 
 
@@ -218,6 +220,12 @@ def test_an_upload_conforms(api, spec, db):
     kept = api.get("/media/" + uploaded.json()["url"].split("/media/", 1)[1])  # the public URL's host aside
     assert kept.status_code == 200 and kept.content == b"\x89PNG not really"
     conforms(spec, "/media/{key}", kept, method="get")
+    outside = api.get(kept.url, headers={"Range": "bytes=1000-2000"})
+    assert outside.status_code == 416 and outside.content == b""
+    assert "416" in spec["paths"]["/media/{key}"]["get"]["responses"]
+    refused = api.post("/media.upload", content=b"<html>", headers={"Content-Type": "text/html"})
+    assert refused.status_code == 415, refused.text
+    conforms(spec, "/media.upload", refused)
 
 
 def test_representations_without_an_endpoint_to_make_them_conform(spec, seeded, db):
