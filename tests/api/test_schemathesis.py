@@ -22,9 +22,11 @@ from airy_actors.timestamps import now_ms
 
 TOKEN = "schemathesis-token"
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
-MAX_EXAMPLES = 8  # per operation and phase: about 40 operations, the whole run within a minute or so
+# Per operation and phase: about 40 operations, the whole run within a minute. AIRY_SCHEMATHESIS_EXAMPLES (and
+# AIRY_SCHEMATHESIS_SEED) run a deeper or another search by hand.
+MAX_EXAMPLES = int(os.environ.get("AIRY_SCHEMATHESIS_EXAMPLES", "8"))
 SYNC_TIMEOUT_MS = 1_000  # a job that the worker has not ended by then is answered 202, as documented
-RUN_TIMEOUT_S = 240
+RUN_TIMEOUT_S = 240 * max(1, MAX_EXAMPLES // 8)
 
 
 def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(serve_app, worker, tmp_path: Path):
