@@ -3,6 +3,7 @@ requests, which real answers conform to; ``GET /docs`` serves Swagger UI from th
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import httpx
@@ -117,8 +118,6 @@ def test_the_system_token_is_a_bearer_scheme_and_open_endpoints_say_so(spec):
 
 
 def test_without_metrics_the_document_has_no_metrics_endpoint(settings):
-    import dataclasses
-
     app = create_app(dataclasses.replace(settings, metrics=False))
     assert "/metrics" not in document(app.routes)["paths"]
 
