@@ -7,6 +7,7 @@ import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+# /openapi.json, /docs and Swagger UI's files are behind the token like every endpoint (README: OpenAPI).
 OPEN_PATHS = frozenset({"/facebook", "/health"})
 # Kept media (GET /media/<key>?sig=...): the signature is the capability, so a browser can show the file.
 OPEN_PREFIX = "/media/"
