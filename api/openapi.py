@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 from starlette.routing import BaseRoute, Route
 
-from api import schemas
+from api import answer_schemas
 from api.bodies import MAX_BODY_BYTES
 from api.operations import Operation, Text, operation_of
 
@@ -78,7 +78,7 @@ def document(routes: Iterable[BaseRoute]) -> dict[str, Any]:
 
 def _schema_types(operations: list[tuple[str, str, Operation]]) -> list[Any]:
     """Every msgspec type that the document refers to, once each, in a stable order."""
-    found: dict[Any, None] = {schemas.Error: None}
+    found: dict[Any, None] = {answer_schemas.Error: None}
     for _, _, declared in operations:
         for kind in (declared.body, *declared.answers.values()):
             if kind is not None and not isinstance(kind, Text | dict):
@@ -96,7 +96,7 @@ def _operation(path: str, method: str, declared: Operation, schema_of: dict[Any,
     # Any endpoint may find the database or the broker down.
     errors = {*declared.errors, 503} | ({400, 413} if has_body else set()) | (set() if declared.public else {401})
     for status in sorted(errors - set(declared.answers)):
-        responses[str(status)] = {"description": ERRORS[status], "content": _content(schemas.Error, schema_of)}
+        responses[str(status)] = {"description": ERRORS[status], "content": _content(answer_schemas.Error, schema_of)}
     described: dict[str, Any] = {
         "operationId": f"{method.lower()}_{path.strip('/').replace('.', '_').replace('/', '_') or 'root'}",
         "summary": declared.summary,

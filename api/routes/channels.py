@@ -16,8 +16,8 @@ from starlette.routing import Route
 
 from airy_actors import channels, jobs
 from airy_actors.config import Settings
+from api import answer_schemas, schemas
 from api import jobs as job_waits
-from api import schemas
 from api.database import in_database
 from api.operations import operation
 from api.responses import JSONResponse
@@ -38,7 +38,7 @@ def _respond(answer: jobs.Answer) -> JSONResponse:
 @operation(
     "Connect a Facebook page",
     body=schemas.FacebookConnect,
-    answers={200: schemas.Channel, 202: schemas.JobPending},
+    answers={200: answer_schemas.Channel, 202: answer_schemas.JobPending},
     errors=(404, 503),
     before=facebook_configured,
     description=job_waits.SYNCHRONOUS,
@@ -58,7 +58,7 @@ async def facebook_connect(request: Request, body: schemas.FacebookConnect) -> J
 @operation(
     "List the pages that a user token manages",
     body=schemas.FacebookExplore,
-    answers={200: schemas.ExploredPages, 202: schemas.JobPending},
+    answers={200: answer_schemas.ExploredPages, 202: answer_schemas.JobPending},
     errors=(404, 503),
     before=facebook_configured,
     description=job_waits.SYNCHRONOUS,
@@ -77,7 +77,7 @@ async def facebook_explore(request: Request, body: schemas.FacebookExplore) -> J
 @operation(
     "Disconnect a Facebook page",
     body=schemas.ChannelRef,
-    answers={202: schemas.Empty},
+    answers={202: answer_schemas.Empty},
     errors=(503,),
     before=facebook_configured,
     description="An unknown channel id is 400 (per the seed); an already disconnected channel is 202.",
@@ -93,23 +93,26 @@ async def facebook_disconnect(request: Request, body: schemas.ChannelRef) -> JSO
     return JSONResponse({}, status_code=202)
 
 
-@operation("The state and result of a job", body=schemas.JobsInfo, answers={200: schemas.JobInfo}, errors=(404,))
+@operation("The state and result of a job", body=schemas.JobsInfo, answers={200: answer_schemas.JobInfo}, errors=(404,))
 async def jobs_info(request: Request, body: schemas.JobsInfo) -> JSONResponse:
     return JSONResponse(await in_database(jobs.job_info, body.job_id))
 
 
-@operation("The connected channels", body=schemas.ChannelsList, answers={200: schemas.ChannelList})
+@operation("The connected channels", body=schemas.ChannelsList, answers={200: answer_schemas.ChannelList})
 async def channels_list(request: Request, body: schemas.ChannelsList) -> JSONResponse:
     return JSONResponse(await in_database(channels.list_channels, body.source))
 
 
-@operation("A channel", body=schemas.ChannelRef, answers={200: schemas.Channel}, errors=(404,))
+@operation("A channel", body=schemas.ChannelRef, answers={200: answer_schemas.Channel}, errors=(404,))
 async def channels_info(request: Request, body: schemas.ChannelRef) -> JSONResponse:
     return JSONResponse(await in_database(channels.channel_info, body.channel_id))
 
 
 @operation(
-    "Rename a channel or change its picture", body=schemas.ChannelsUpdate, answers={200: schemas.Channel}, errors=(404,)
+    "Rename a channel or change its picture",
+    body=schemas.ChannelsUpdate,
+    answers={200: answer_schemas.Channel},
+    errors=(404,),
 )
 async def channels_update(request: Request, body: schemas.ChannelsUpdate) -> JSONResponse:
     return JSONResponse(

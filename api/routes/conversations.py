@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from airy_actors import reading
-from api import schemas
+from api import answer_schemas, schemas
 from api.database import in_database
 from api.operations import operation
 from api.responses import JSONResponse
@@ -14,7 +14,7 @@ from api.responses import JSONResponse
 @operation(
     "Conversations, newest activity first",
     body=schemas.ConversationsList,
-    answers={200: schemas.ConversationPage},
+    answers={200: answer_schemas.ConversationPage},
     description="Paginated; `filters` selects by channel and by part of the contact's name.",
 )
 async def conversations_list(request: Request, body: schemas.ConversationsList) -> JSONResponse:
@@ -29,7 +29,7 @@ async def conversations_list(request: Request, body: schemas.ConversationsList) 
     )
 
 
-@operation("A conversation", body=schemas.ConversationRef, answers={200: schemas.Conversation}, errors=(404,))
+@operation("A conversation", body=schemas.ConversationRef, answers={200: answer_schemas.Conversation}, errors=(404,))
 async def conversations_info(request: Request, body: schemas.ConversationRef) -> JSONResponse:
     return JSONResponse(await in_database(reading.conversation_info, body.conversation_id))
 
@@ -37,7 +37,7 @@ async def conversations_info(request: Request, body: schemas.ConversationRef) ->
 @operation(
     "Mark a conversation read (its unread count becomes 0)",
     body=schemas.ConversationRef,
-    answers={202: schemas.Empty},
+    answers={202: answer_schemas.Empty},
     errors=(404,),
 )
 async def conversations_read(request: Request, body: schemas.ConversationRef) -> JSONResponse:
@@ -48,13 +48,13 @@ async def conversations_read(request: Request, body: schemas.ConversationRef) ->
 @operation(
     "A conversation's messages, newest first",
     body=schemas.MessagesList,
-    answers={200: schemas.MessagePage},
+    answers={200: answer_schemas.MessagePage},
     errors=(404,),
 )
 async def messages_list(request: Request, body: schemas.MessagesList) -> JSONResponse:
     return JSONResponse(await in_database(reading.list_messages, body.conversation_id, **body.page()))
 
 
-@operation("A message", body=schemas.MessagesInfo, answers={200: schemas.Message}, errors=(404,))
+@operation("A message", body=schemas.MessagesInfo, answers={200: answer_schemas.Message}, errors=(404,))
 async def messages_info(request: Request, body: schemas.MessagesInfo) -> JSONResponse:
     return JSONResponse(await in_database(reading.message_info, body.message_id))

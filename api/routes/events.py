@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from airy_actors import event_failures
-from api import schemas
+from api import answer_schemas, schemas
 from api.database import in_database
 from api.operations import operation
 from api.responses import JSONResponse
@@ -16,14 +16,14 @@ from workers.ingestion import retry_failed_event
 @operation(
     "Events that could not be applied after ten attempts, most recently failed first",
     body=schemas.Paged,
-    answers={200: schemas.FailedEventPage},
+    answers={200: answer_schemas.FailedEventPage},
 )
 async def events_failed(request: Request, body: schemas.Paged) -> JSONResponse:
     return JSONResponse(await in_database(event_failures.list_failed, **body.page()))
 
 
 @operation(
-    "Give a failed event one more attempt", body=schemas.EventsRetry, answers={202: schemas.Empty}, errors=(404,)
+    "Give a failed event one more attempt", body=schemas.EventsRetry, answers={202: answer_schemas.Empty}, errors=(404,)
 )
 async def events_retry(request: Request, body: schemas.EventsRetry) -> JSONResponse:
     failed_event_id = await in_database(event_failures.retry, body.id)

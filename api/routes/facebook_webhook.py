@@ -11,7 +11,7 @@ from starlette.types import Receive, Scope, Send
 from airy_actors import metrics
 from airy_actors.config import Settings
 from airy_actors.errors import AiryError, Unavailable
-from api import schemas
+from api import answer_schemas, schemas
 from api.bodies import read_raw, require_json_object
 from api.errors import answer_error
 from api.facebook_writer import writer
@@ -106,7 +106,7 @@ receive = documented(
     Operation(
         "Meta's webhook: signed Messenger and Instagram events",
         body=schemas.FacebookWebhook,
-        answers={200: schemas.Received},
+        answers={200: answer_schemas.Received},
         errors=(400, 403, 413, 503),
         public=True,
         description="Checked against X-Hub-Signature-256 (or X-Hub-Signature) with FACEBOOK_APP_SECRET, stored "
@@ -114,9 +114,7 @@ receive = documented(
         "refused; a lone surrogate, as Meta may cut a text inside an emoji, is accepted). Served ahead of the "
         "app's routing and middleware, and read with orjson, not converted into its schema: the schema here only "
         "describes Meta's format.",
-        parameters=(
-            {"name": "X-Hub-Signature-256", "in": "header", "required": False, "schema": {"type": "string"}},
-        ),
+        parameters=({"name": "X-Hub-Signature-256", "in": "header", "required": False, "schema": {"type": "string"}},),
     )
 )(Receiver())
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.routing import Route
 
+from api import answer_schemas, schemas
 from api import jobs as job_waits
-from api import schemas
 from api.operations import operation
 from api.responses import JSONResponse
 from api.routes.facebook_webhook import facebook_configured
@@ -20,7 +20,7 @@ from workers.handover import pass_thread_control, take_thread_control
 @operation(
     "Pass the thread to another app (handover protocol)",
     body=schemas.PassThreadControl,
-    answers={200: schemas.Conversation, 202: schemas.JobPending},
+    answers={200: answer_schemas.Conversation, 202: answer_schemas.JobPending},
     errors=(404, 503),
     before=facebook_configured,
     description=job_waits.SYNCHRONOUS,
@@ -43,7 +43,7 @@ async def conversations_pass_thread_control(request: Request, body: schemas.Pass
 @operation(
     "Take the thread back (handover protocol)",
     body=schemas.TakeThreadControl,
-    answers={200: schemas.Conversation, 202: schemas.JobPending},
+    answers={200: answer_schemas.Conversation, 202: answer_schemas.JobPending},
     errors=(404, 503),
     before=facebook_configured,
     description=job_waits.SYNCHRONOUS,

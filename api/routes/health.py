@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from airy_actors.db import database
-from api import schemas
+from api import answer_schemas
 from api.facebook_writer import writer
 from api.operations import Operation, documented
 from api.responses import JSONResponse
@@ -59,7 +59,7 @@ def _spool() -> dict[str, object]:
 @documented(
     Operation(
         "Whether the database and the broker answer and a live worker serves every queue",
-        answers={200: schemas.Health, 503: schemas.Health},
+        answers={200: answer_schemas.Health, 503: answer_schemas.Health},
         public=True,
         description="503 names what is missing: the database, the broker, or the queues no live worker serves.",
     )

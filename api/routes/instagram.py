@@ -17,8 +17,8 @@ from starlette.routing import Route
 from airy_actors import channels
 from airy_actors.config import Settings
 from airy_actors.models import INSTAGRAM
+from api import answer_schemas, schemas
 from api import jobs as job_waits
-from api import schemas
 from api.database import in_database
 from api.operations import operation
 from api.responses import JSONResponse
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 @operation(
     "Connect an Instagram account through its Facebook page",
     body=schemas.InstagramConnect,
-    answers={200: schemas.Channel, 202: schemas.JobPending},
+    answers={200: answer_schemas.Channel, 202: answer_schemas.JobPending},
     errors=(404, 503),
     before=facebook_configured,
     description=job_waits.SYNCHRONOUS,
@@ -52,7 +52,7 @@ async def instagram_connect(request: Request, body: schemas.InstagramConnect) ->
 @operation(
     "Disconnect an Instagram account",
     body=schemas.ChannelRef,
-    answers={202: schemas.Empty},
+    answers={202: answer_schemas.Empty},
     errors=(503,),
     before=facebook_configured,
     description="An unknown channel id, or one of another source, is 400; an already disconnected channel is 202.",

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from airy_actors import integrations, outbox
-from api import schemas
+from api import answer_schemas, schemas
 from api.database import in_database
 from api.operations import operation
 from api.responses import JSONResponse
@@ -18,7 +18,7 @@ from workers.integrations import start_lane
 @operation(
     "Subscribe a URL to the integrator events",
     body=schemas.WebhooksSubscribe,
-    answers={200: schemas.Subscription},
+    answers={200: answer_schemas.Subscription},
     description="Private, loopback and link-local targets are refused unless AIRY_WEBHOOKS_ALLOW_PRIVATE=true.",
 )
 async def subscribe(request: Request, body: schemas.WebhooksSubscribe) -> JSONResponse:
@@ -38,19 +38,19 @@ async def subscribe(request: Request, body: schemas.WebhooksSubscribe) -> JSONRe
 @operation(
     "Delete a subscription with its deliveries",
     body=schemas.SubscriptionRef,
-    answers={200: schemas.Subscription},
+    answers={200: answer_schemas.Subscription},
     errors=(404,),
 )
 async def unsubscribe(request: Request, body: schemas.SubscriptionRef) -> JSONResponse:
     return JSONResponse(await in_database(integrations.unsubscribe, body.id))
 
 
-@operation("A subscription", body=schemas.SubscriptionRef, answers={200: schemas.Subscription}, errors=(404,))
+@operation("A subscription", body=schemas.SubscriptionRef, answers={200: answer_schemas.Subscription}, errors=(404,))
 async def info(request: Request, body: schemas.SubscriptionRef) -> JSONResponse:
     return JSONResponse(await in_database(integrations.subscription_info, body.id))
 
 
-@operation("Every subscription", body=schemas.Nothing, answers={200: schemas.SubscriptionList})
+@operation("Every subscription", body=schemas.Nothing, answers={200: answer_schemas.SubscriptionList})
 async def list_(request: Request, body: schemas.Nothing) -> JSONResponse:
     return JSONResponse(await in_database(integrations.list_subscriptions))
 
@@ -58,7 +58,7 @@ async def list_(request: Request, body: schemas.Nothing) -> JSONResponse:
 @operation(
     "A subscription's deliveries, newest first",
     body=schemas.WebhooksDeliveries,
-    answers={200: schemas.DeliveryPage},
+    answers={200: answer_schemas.DeliveryPage},
     errors=(404,),
 )
 async def deliveries(request: Request, body: schemas.WebhooksDeliveries) -> JSONResponse:
@@ -68,7 +68,7 @@ async def deliveries(request: Request, body: schemas.WebhooksDeliveries) -> JSON
 @operation(
     "Deliver a failed delivery again, with a fresh day of retries",
     body=schemas.WebhooksReplay,
-    answers={200: schemas.Delivery},
+    answers={200: answer_schemas.Delivery},
     errors=(404,),
 )
 async def replay(request: Request, body: schemas.WebhooksReplay) -> JSONResponse:

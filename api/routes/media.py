@@ -19,7 +19,7 @@ from airy_actors.media import RangeNotSatisfiable, byte_range, verify
 from airy_actors.media.configured import get_media_store, media_secret, signed_url
 from airy_actors.media.store import CHUNK_BYTES, is_media_key
 from airy_actors.media.uploads import media_json, upload
-from api import schemas
+from api import answer_schemas
 from api.database import in_database
 from api.operations import Operation, Text, documented
 from api.responses import JSONResponse
@@ -81,7 +81,7 @@ def _range(header: str | None) -> tuple[int | None, int | None]:
 @documented(
     Operation(
         "Upload a file to send",
-        answers={200: schemas.Media},
+        answers={200: answer_schemas.Media},
         errors=(400, 413, 415, 503),
         description="The file as the raw body with its Content-Type, or `multipart/form-data` with a part named "
         "`file`; at most AIRY_MEDIA_MAX_BYTES (25 MiB).",
@@ -140,5 +140,3 @@ ROUTES: list[Route] = [
     Route("/media/{key}", media_file, methods=["GET", "HEAD"]),
     Route("/media.upload", media_upload, methods=["POST"]),
 ]
-
-

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from airy_actors import sending
 from airy_actors.representations import channel_source, known_source, message_json
-from api import schemas
+from api import answer_schemas, schemas
 from api.database import in_database
 from api.operations import operation
 from api.responses import JSONResponse
@@ -20,7 +20,7 @@ from api.send_writer import writer
 @operation(
     "Send a message into a conversation",
     body=schemas.MessagesSend,
-    answers={200: schemas.Message},
+    answers={200: answer_schemas.Message},
     errors=(404, 503),
     description="Answered at once with the message `pending`; an actor sends it, and it becomes `delivered` or "
     "`failed` (with Facebook's reason in `metadata.error`). Outside the 24-hour window a send needs the "

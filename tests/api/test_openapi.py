@@ -19,7 +19,7 @@ from airy_actors.integrations.history import delivery_json
 from airy_actors.models import Channel, FailedEvent
 from airy_actors.models.integrations import WebhookDelivery
 from airy_actors.timestamps import now_ms
-from api import schemas
+from api import answer_schemas, schemas
 from api.app import create_app, routes
 from api.openapi import MissingOperation, document
 from api.operations import operation_of
@@ -234,7 +234,7 @@ def test_representations_without_an_endpoint_to_make_them_conform(spec, seeded, 
     )
     shown = delivery_json(delivery)
     conforms_to(spec, "Delivery", shown)
-    assert tuple(schemas.Delivery.__struct_fields__) == tuple(shown)
+    assert tuple(answer_schemas.Delivery.__struct_fields__) == tuple(shown)
     failed = FailedEvent.create(
         webhook_request_id=1, event_index=0, page_id=None, kind="message", error="boom", status="failed", received_at=0
     )
