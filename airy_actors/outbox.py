@@ -7,11 +7,15 @@ a rollback takes the event with it. After the commit, the triggers registered wi
 (peewee's ``after_commit``): the workers register one that enqueues a drain. The drain also runs every second,
 so an event whose enqueue was lost still leaves within about a second.
 
-When nobody subscribed to an event type, nothing is written. Which types have subscribers is cached per
-process for :data:`SUBSCRIPTIONS_CACHE_MS`; ``/webhooks.subscribe`` waits that long before it answers, so
+When nobody subscribed to an event type and no client of the event stream connected within its window
+(``stream_listeners``), nothing is written. Which types are wanted is cached per process for
+:data:`SUBSCRIPTIONS_CACHE_MS`; ``/webhooks.subscribe`` waits that long before it answers, so
 every change written after a subscription was answered reaches it. Changes whose transaction was already
 running when the subscription was created may or may not reach it; changes written before it never do (the
-subscription remembers the newest outbox id of its creation, see ``integrations.subscribe``).
+subscription remembers the newest outbox id of its creation, see ``integrations.subscribe``). A stream client
+that is the first within the window is answered that long after it was recorded, for the same reason.
+
+On PostgreSQL each event also records its transaction's id (``tx``), which the event stream orders by.
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import peewee
+
 from airy_actors.db import database, is_postgres
 from airy_actors.models import Channel, Contact, Conversation, Message
 from airy_actors.models.integrations import EVENT_TYPES, OutboxEvent, WebhookSubscription
 from airy_actors.representations import channel_json, conversation_json, message_json
+from airy_actors.stream_listeners import STREAM_WINDOW_MS, listened_since
 from airy_actors.timestamps import now_ms
 
 logger = logging.getLogger(__name__)
@@ -80,7 +87,10 @@ def kick() -> None:
 
 
 def subscribed_event_types() -> frozenset[str]:
-    """The event types that at least one subscription wants, cached for :data:`SUBSCRIPTIONS_CACHE_MS`."""
+    """The event types that someone wants, cached for :data:`SUBSCRIPTIONS_CACHE_MS`.
+
+    Those of the subscriptions; every type while an event stream client connected within the stream's window.
+    """
     global _cached
     cached = _cached
     started = time.monotonic()
@@ -88,8 +98,11 @@ def subscribed_event_types() -> frozenset[str]:
         return cached[1]
     generation = _generation
     types: set[str] = set()
-    for (events,) in WebhookSubscription.select(WebhookSubscription.events).tuples():
-        types.update(EVENT_TYPES if events is None else events)
+    if listened_since(now_ms() - STREAM_WINDOW_MS):
+        types.update(EVENT_TYPES)
+    else:
+        for (events,) in WebhookSubscription.select(WebhookSubscription.events).tuples():
+            types.update(EVENT_TYPES if events is None else events)
     result = frozenset(types)
     with _lock:
         if generation == _generation:  # a forget() meanwhile means this answer may be stale already
@@ -111,8 +124,15 @@ def _write(event_type: str, ordering_key: str, render: Callable[[], dict[str, An
     if not database.in_transaction():
         # Two separate commits could keep the change and lose the event: say so loudly, but keep the event.
         logger.error("outbox event written outside a transaction", extra={"type": event_type})
-    OutboxEvent.insert(type=event_type, ordering_key=ordering_key, payload=render(), timestamp=now_ms()).execute()
+    OutboxEvent.insert(
+        type=event_type, ordering_key=ordering_key, payload=render(), timestamp=now_ms(), tx=_transaction_id()
+    ).execute()
     _kick_after_commit()
+
+
+def _transaction_id() -> peewee.Node | int:
+    # The writing transaction's id, from PostgreSQL 13 on; SQLite serializes writers, so its ids are commit order.
+    return peewee.SQL("pg_current_xact_id()::text::bigint") if is_postgres() else 0
 
 
 def _kick_after_commit() -> None:
