@@ -36,7 +36,9 @@ class StreamClient:
     """One connected client's buffer of batches, bounded in events.
 
     Parameters:
-      limit: the most events the buffer holds; a batch that would pass it disconnects the client.
+      limit: the most events the buffer holds; a batch that would pass it disconnects the client. An empty
+        buffer takes any batch, so that a bound below the hub's batch (:data:`BATCH_LIMIT`) drops only clients
+        that fell behind.
     """
 
     def __init__(self, limit: int) -> None:
@@ -49,7 +51,7 @@ class StreamClient:
 
     def offer(self, batch: Batch) -> bool:
         """Buffers ``batch``; False, buffering nothing, when the buffer would hold more than its limit."""
-        if self.pending + len(batch) > self.limit:
+        if self.pending and self.pending + len(batch) > self.limit:
             return False
         self.batches.append(batch)
         self.pending += len(batch)
