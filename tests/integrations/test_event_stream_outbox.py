@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from airy_actors import event_stream, integrations, outbox, stream_listeners
+from airy_actors.config import Settings
 from airy_actors.db import is_postgres, write_transaction
-from airy_actors.errors import BadRequest
+from airy_actors.errors import BadRequest, ConfigError
 from airy_actors.models import Channel
 from airy_actors.models.integrations import EventStreamListener, OutboxEvent
 from airy_actors.timestamps import now_ms
@@ -91,3 +92,12 @@ def test_a_malformed_last_event_id_is_a_bad_request(value):
 def test_a_missing_last_event_id_starts_afresh():
     assert event_stream.parse_last_event_id(None) is None
     assert event_stream.parse_last_event_id(" 42 ") == 42
+
+
+def test_the_stream_settings_are_read_from_the_environment():
+    settings = Settings.from_environ({"AIRY_STREAM_HEARTBEAT_MS": "250", "AIRY_STREAM_BUFFER_EVENTS": "64"})
+    assert (settings.stream_heartbeat_ms, settings.stream_buffer_events) == (250, 64)
+    assert (Settings().stream_heartbeat_ms, Settings().stream_buffer_events) == (15_000, 10_000)
+    for name, value in (("AIRY_STREAM_HEARTBEAT_MS", "soon"), ("AIRY_STREAM_BUFFER_EVENTS", "0")):
+        with pytest.raises(ConfigError, match=name):
+            Settings.from_environ({name: value})
