@@ -6,7 +6,14 @@ and a reader of ``id > last`` would skip 10 for ever. Reading instead only the e
 the oldest transaction still running (``pg_snapshot_xmin``), every one of which has ended, in (tx, id) order,
 nothing is skipped: a transaction that commits later has a tx at least that xmin, above every position read.
 On SQLite one writer holds the lock from its first write to its commit, so ids are commit order and tx is 0.
-The price on PostgreSQL: a long transaction anywhere on the server holds the stream back until it ends.
+
+Any tx at least the writer's own id keeps that argument, so the outbox writes the higher of its own id and its
+ordering key's newest tx (``outbox._stream_order``): a transaction that took its id early, then waited on a
+conversation's row lock for a younger one to commit, is ordered after that one, and each conversation's events
+come in commit order, as webhook subscribers get them.
+
+The price on PostgreSQL: a transaction that runs long anywhere on the server (the xmin is the cluster's) holds
+the stream back until it ends; the stream is late then, never incomplete.
 
 Clients see the outbox id as each event's ``id:``; a reconnecting client's ``Last-Event-ID`` is turned back into
 a position by reading that event's tx (:func:`resume_position`).

@@ -15,7 +15,8 @@ running when the subscription was created may or may not reach it; changes writt
 subscription remembers the newest outbox id of its creation, see ``integrations.subscribe``). A stream client
 that is the first within the window is answered that long after it was recorded, for the same reason.
 
-On PostgreSQL each event also records its transaction's id (``tx``), which the event stream orders by.
+On PostgreSQL each event also records its transaction's id, or its conversation's newest event's if higher
+(``tx``), which the event stream orders by.
 """
 
 from __future__ import annotations
@@ -125,14 +126,30 @@ def _write(event_type: str, ordering_key: str, render: Callable[[], dict[str, An
         # Two separate commits could keep the change and lose the event: say so loudly, but keep the event.
         logger.error("outbox event written outside a transaction", extra={"type": event_type})
     OutboxEvent.insert(
-        type=event_type, ordering_key=ordering_key, payload=render(), timestamp=now_ms(), tx=_transaction_id()
+        type=event_type,
+        ordering_key=ordering_key,
+        payload=render(),
+        timestamp=now_ms(),
+        tx=_stream_order(ordering_key),
     ).execute()
     _kick_after_commit()
 
 
-def _transaction_id() -> peewee.Node | int:
-    # The writing transaction's id, from PostgreSQL 13 on; SQLite serializes writers, so its ids are commit order.
-    return peewee.SQL("pg_current_xact_id()::text::bigint") if is_postgres() else 0
+def _stream_order(ordering_key: str) -> peewee.Node | int:
+    """The event's ``tx``: the writing transaction's id (PostgreSQL 13 on), or its key's newest ``tx`` if higher.
+
+    Any value at least the writer's own id keeps the stream from skipping events (``event_stream``). Taking the
+    key's newest as well keeps a conversation's events in commit order: a transaction that got its id early,
+    then waited on the conversation's row lock for a younger one to commit, writes its event after that one's,
+    and must not be ordered before it. SQLite serializes writers: its ids are commit order, and tx is 0.
+    """
+    if not is_postgres():
+        return 0
+    return peewee.SQL(
+        "GREATEST(pg_current_xact_id()::text::bigint,"
+        " COALESCE((SELECT max(tx) FROM outbox_event WHERE ordering_key = %s), 0))",
+        [ordering_key],
+    )
 
 
 def _kick_after_commit() -> None:

@@ -40,9 +40,10 @@ class WebhookSubscription(BaseModel):
 class OutboxEvent(BaseModel):
     """A change, written in the transaction that made it, waiting to be fanned out to subscriptions.
 
-    ``tx`` is the id of the writing transaction on PostgreSQL (0 on SQLite, whose writes are serialized): the
-    event stream reads events in (tx, id) order, only those whose transaction has ended, so that an event whose
-    transaction commits after a later id's is never skipped (``airy_actors.event_stream``).
+    ``tx`` is the id of the writing transaction on PostgreSQL, or the ``tx`` of its ordering key's newest event
+    when that is higher (0 on SQLite, whose writes are serialized): the event stream reads events in (tx, id)
+    order, only those whose transaction has ended, so that an event whose transaction commits after a later
+    id's is never skipped, and a conversation's events come in commit order (``airy_actors.event_stream``).
     """
 
     id = peewee.BigAutoField()
@@ -54,7 +55,7 @@ class OutboxEvent(BaseModel):
     tx = peewee.BigIntegerField(default=0)
 
     class Meta:
-        indexes = ((("dispatched_at", "id"), False), (("tx", "id"), False))
+        indexes = ((("dispatched_at", "id"), False), (("tx", "id"), False), (("ordering_key", "tx"), False))
 
 
 class EventStreamListener(BaseModel):
