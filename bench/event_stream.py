@@ -94,8 +94,9 @@ def main() -> int:
             rate=args.rate / EVENTS_PER_REQUEST,
             progress=False,
         )
-        if result.ok != steady.count:
-            raise SystemExit(f"load: {result.ok} of {steady.count} requests answered 200: {dict(result.statuses)}")
+        refused = {status: n for status, n in result.statuses.items() if status != 200}
+        if refused:
+            raise SystemExit(f"load: requests answered other than 200: {refused}")
         expected_messages = steady.count * EVENTS_PER_REQUEST
         wait_for(lambda: stored(bench, "steady") >= expected_messages, 120, "every message of the load", 0.2)
         probes.stop()
@@ -118,10 +119,12 @@ def main() -> int:
 
     written_ms = {row[0]: row[1] for row in rows}
     answered = dict(result.answered_at_ms)
-    accepted_ms = {
-        row[0]: answered[int(row[2].rsplit("_", 1)[1]) // EVENTS_PER_REQUEST]
+    accepted_ms = {  # a request sent as the load's time ended has no answer time: left out
+        row[0]: answered[number]
         for row in rows
-        if row[2] and row[2].startswith("m_steady_")
+        if row[2]
+        and row[2].startswith("m_steady_")
+        and (number := int(row[2].rsplit("_", 1)[1]) // EVENTS_PER_REQUEST) in answered
     }
     committed_ms = probes.committed_ms
     complete = in_order = 0
@@ -129,8 +132,11 @@ def main() -> int:
     from_accepted: Counter[int] = Counter()
     from_committed: Counter[int] = Counter()
     expected = set(order)
-    for raw_ids, raw_times in received:
-        ids, times = array("q", raw_ids), array("q", raw_times)
+    for id_text, raw_reads in received:
+        ids, times = array("q", map(int, id_text.split())), array("q")
+        reads = array("q", raw_reads)
+        for index in range(0, len(reads), 2):
+            times.extend([reads[index + 1]] * reads[index])
         complete += set(ids) == expected
         in_order += ids.tolist() == order
         for event_id, at in zip(ids, times, strict=True):
@@ -143,7 +149,10 @@ def main() -> int:
     rows_out = [
         ("machine", machine()),
         ("clients", f"{args.clients} connected; {len(received)} reported; {slow:.0f} disconnected as slow"),
-        ("load", f"{expected_messages} messages in {args.seconds:.0f} s ({result.ok} requests of 10), 8 connections"),
+        (
+            "load",
+            f"{expected_messages} messages in {args.seconds:.0f} s ({steady.count} requests of 10), 8 connections",
+        ),
         ("events", f"{len(order)} outbox events (message.created and conversation.updated)"),
         ("every event, in order, once", f"{in_order} of {args.clients} clients ({complete} got every event)"),
         ("delay written -> received", spread(from_written)),
@@ -197,7 +206,8 @@ class Probes:
 
 def ingestion_lags(rows: list[tuple], answered: dict[int, int]) -> Counter[int]:
     """Webhook 200 to message stored (its created_at), as bench/ingestion.py measures it."""
-    return Counter(created_at - answered[int(mid.rsplit("_", 1)[1]) // EVENTS_PER_REQUEST] for mid, created_at in rows)
+    numbers = ((int(mid.rsplit("_", 1)[1]) // EVENTS_PER_REQUEST, created_at) for mid, created_at in rows)
+    return Counter(created_at - answered[number] for number, created_at in numbers if number in answered)
 
 
 def stored(bench: Bench, tag: str) -> int:
@@ -243,11 +253,11 @@ def run_clients(port: int, count: int, pipe: Connection) -> None:
 
 
 class Reader:
-    """One stream client: the ids it read and when (wall-clock ms), in arrival order."""
+    """One stream client: the ids it read, in arrival order, and when (wall-clock ms) each read completed them."""
 
     def __init__(self) -> None:
-        self.ids = array("q")
-        self.times = array("q")
+        self.id_text = bytearray()  # the ids read, space-separated
+        self.reads = array("q")  # per read that completed ids: how many, and the wall-clock ms
         self.ended = False
         self.newest = 0
 
@@ -269,11 +279,12 @@ class Reader:
                 if cut < 0:
                     carry = text
                     continue
-                for match in ID_LINE.finditer(text, 0, cut + 1):
-                    event_id = int(match.group(1))
-                    self.ids.append(event_id)
-                    self.times.append(now)
-                    self.newest = event_id
+                found = ID_LINE.findall(text, 0, cut + 1)  # the per-id work in C: 200 clients read 200,000 ids/s
+                if found:
+                    self.id_text += b" ".join(found) + b" "
+                    self.reads.append(len(found))
+                    self.reads.append(now)
+                    self.newest = int(found[-1])
                 carry = text[cut:]
         finally:
             self.ended = True
@@ -294,7 +305,7 @@ async def _clients(port: int, count: int, pipe: Connection) -> None:
         await asyncio.sleep(0.2)
     for task in tasks:
         task.cancel()
-    pipe.send([(reader.ids.tobytes(), reader.times.tobytes()) for reader in readers])
+    pipe.send([(bytes(reader.id_text), reader.reads.tobytes()) for reader in readers])
 
 
 if __name__ == "__main__":
