@@ -27,6 +27,7 @@ from api.database import in_database
 logger = logging.getLogger(__name__)
 
 POLL_INTERVAL_S = 0.1
+IDLE_INTERVAL_S = 1.0  # without clients only the outbox's head is followed, and less often
 BATCH_LIMIT = 1_000
 RETRY_AFTER_FAILURE_S = 1.0
 READY_TIMEOUT_S = 10.0
@@ -87,6 +88,7 @@ class EventHub:
         self.position: Position | None = None  # of the last event handed to the clients; None before the first read
         self.clients: set[StreamClient] = set()
         self._ready = asyncio.Event()
+        self._arrived = asyncio.Event()  # a client registered: an idle reader starts reading at once
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -120,6 +122,7 @@ class EventHub:
         client = StreamClient(self.buffer_events)
         self.clients.add(client)
         metrics.stream_clients.inc()
+        self._arrived.set()
         return client, self.position
 
     def unregister(self, client: StreamClient) -> None:
@@ -138,7 +141,16 @@ class EventHub:
                 await asyncio.sleep(RETRY_AFTER_FAILURE_S)
                 continue
             if not more:
-                await asyncio.sleep(self.poll_interval_s)
+                await self._pause()
+
+    async def _pause(self) -> None:
+        if self.clients:
+            await asyncio.sleep(self.poll_interval_s)
+            return
+        self._arrived.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(IDLE_INTERVAL_S):
+                await self._arrived.wait()
 
     async def _poll(self) -> bool:
         """Reads once; True when more events are waiting already."""
@@ -147,7 +159,9 @@ class EventHub:
             self._ready.set()
             return False
         if not self.clients:  # nobody to feed: only follow the outbox's head, not its contents
-            self.position = await in_database(event_stream.head)
+            position = await in_database(event_stream.head)
+            if not self.clients:  # else a client registered meanwhile at the old position: read from there
+                self.position = position
             return False
         batch = await in_database(_read_for_clients, self.position, BATCH_LIMIT)
         if batch is None:
