@@ -153,7 +153,7 @@ def main() -> int:
             "load",
             f"{expected_messages} messages in {args.seconds:.0f} s ({steady.count} requests of 10), 8 connections",
         ),
-        ("events", f"{len(order)} outbox events (message.created and conversation.updated)"),
+        ("events", f"{len(order)} outbox events, {len(committed_ms)} of them probes"),
         ("every event, in order, once", f"{in_order} of {args.clients} clients ({complete} got every event)"),
         ("delay written -> received", spread(from_written)),
         ("delay webhook 200 -> received", spread(from_accepted)),
