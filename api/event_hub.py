@@ -59,13 +59,14 @@ class StreamClient:
         self.wakeup.set()
         return True
 
-    def take(self) -> list[Batch]:
-        """Everything buffered, oldest first; the buffer is then empty."""
-        batches = list(self.batches)
-        self.batches.clear()
-        self.pending = 0
-        self.wakeup.clear()
-        return batches
+    def take(self) -> Batch | None:
+        """The oldest buffered batch, out of the buffer; None when it is empty."""
+        if not self.batches:
+            self.wakeup.clear()
+            return None
+        batch = self.batches.popleft()
+        self.pending -= len(batch)
+        return batch
 
     def drop(self) -> None:
         self.dropped = True

@@ -87,13 +87,13 @@ class EventStreamResponse:
             except TimeoutError:
                 await send({"type": "http.response.body", "body": HEARTBEAT, "more_body": True})
                 continue
-            chunks = []
-            for batch in client.take():
-                chunks.append(batch.after(position))
+            # One write a batch, of the bytes the hub rendered for every client: a client that reads slowly holds
+            # one batch in its socket's buffer at a time, and the others wait, shared, in its bounded buffer.
+            while (batch := client.take()) is not None:
+                data = batch.after(position)
                 position = max(position, batch.last)
-            data = b"".join(chunks)
-            if data:
-                await send({"type": "http.response.body", "body": data, "more_body": True})
+                if data:
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:

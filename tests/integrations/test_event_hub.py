@@ -52,7 +52,8 @@ def test_a_client_registering_while_an_idle_hub_reads_the_head_gets_what_came_me
             async with asyncio.timeout(5):
                 while not client.batches:
                     await client.wakeup.wait()
-            return [event.position[1] for batch in client.take() for event in batch.events]
+            batch = client.take()
+            return [event.position[1] for event in batch.events]
         finally:
             release.set()
             await hub.stop()
