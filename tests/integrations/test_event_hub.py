@@ -16,15 +16,13 @@ from api.event_hub import EventHub
 
 def write_event() -> int:
     with database.connection_context(), write_transaction():
-        return (
-            OutboxEvent.insert(
-                type="channel.updated",
-                ordering_key="c1",
-                payload={},
-                timestamp=now_ms(),
-                tx=peewee.SQL("pg_current_xact_id()::text::bigint"),
-            ).execute()
-        )
+        return OutboxEvent.insert(
+            type="channel.updated",
+            ordering_key="c1",
+            payload={},
+            timestamp=now_ms(),
+            tx=peewee.SQL("pg_current_xact_id()::text::bigint"),
+        ).execute()
 
 
 def test_a_client_registering_while_an_idle_hub_reads_the_head_gets_what_came_meanwhile(db, monkeypatch):
