@@ -27,6 +27,7 @@ from airy_actors import event_stream, outbox, stream_listeners
 from airy_actors.event_stream import Position
 from api.database import in_database
 from api.event_hub import EventHub, StreamClient
+from api.http_server import ABORT_EXTENSION
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,12 @@ class EventStreamResponse:
                 await self._stream(client, registered_at, send)
         finally:
             self.hub.unregister(client)
-        # Only a disconnection ends the stream: the client is gone, or was dropped and its socket is closed now.
+        # Only a disconnection ends the stream: the client is gone, or was dropped for reading too slowly. A dropped
+        # client's socket may be full for good: the server closes it after this returns, once what it holds is
+        # read, unless it offers to abort the connection now.
+        abort = scope.get("extensions", {}).get(ABORT_EXTENSION)
+        if client.dropped and abort is not None:
+            abort["abort"]()
 
     async def _stream(self, client: StreamClient, registered_at: Position, send: Send) -> None:
         position = registered_at

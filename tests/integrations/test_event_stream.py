@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 
@@ -11,12 +12,15 @@ import pytest
 from prometheus_client import REGISTRY
 
 from airy_actors import stream_listeners
+from airy_actors.config import get_settings
 from airy_actors.db import write_transaction
 from airy_actors.models import WebhookRequest
 from airy_actors.models.integrations import OutboxEvent
 from airy_actors.timestamps import now_ms
+from api.app import create_app
 from tests.integrations.calls import PAGE, from_facebook
 from tests.integrations.sse_client import SseClient, StalledReader
+from tests.server.raw_http import GuardedServer
 from tests.support import text_message, wait_until
 
 PSID = "2001"
@@ -164,6 +168,28 @@ def test_a_reader_that_stops_reading_is_disconnected_while_others_keep_receiving
         finally:
             stalled.close()
             reading.close()
+
+
+def test_behind_the_products_server_a_stalled_readers_connection_is_dropped_at_once(db, broker, fake_graph):
+    # The product's protocol lets the stream abort the connection: without it, closing would wait until the
+    # stalled reader took what its socket holds, that is for ever.
+    server = GuardedServer(create_app(dataclasses.replace(get_settings(), stream_buffer_events=100))).start()
+    url = f"http://127.0.0.1:{server.port}"
+    reading = SseClient(url).start()
+    stalled = StalledReader(url)
+    try:
+        wait_until(lambda: server.connections == 2, message="two clients")
+        for _ in range(60):
+            write_events(10, 20_000)
+            time.sleep(0.02)
+        # Then the stalled client's connection is gone, though it read nothing
+        wait_until(lambda: server.connections == 1, timeout=10, message="the stalled connection dropped")
+        wait_until(lambda: len(reading.events) >= 600, timeout=15, message="every event")
+        assert reading.ids() == outbox_ids()
+    finally:
+        stalled.close()
+        reading.close()
+        server.stop()
 
 
 def test_a_malformed_last_event_id_is_refused(api):
