@@ -47,6 +47,8 @@ class Settings:
     delivery_timeout_ms: int = 10_000
     spool_max_bytes: int = 1024 * MIB
     metrics: bool = True  # AIRY_METRICS=off: no /metrics, no metric files, no metrics middleware
+    stream_heartbeat_ms: int = 15_000  # an idle event stream gets a comment line this often
+    stream_buffer_events: int = 10_000  # events held for one stream client; past it the client is disconnected
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -80,6 +82,8 @@ class Settings:
             delivery_timeout_ms=_milliseconds(env, "AIRY_DELIVERY_TIMEOUT_MS", 10_000),
             spool_max_bytes=_bytes(env, "AIRY_SPOOL_MAX_BYTES", 1024 * MIB),
             metrics=_flag(env, "AIRY_METRICS", default="on"),
+            stream_heartbeat_ms=_milliseconds(env, "AIRY_STREAM_HEARTBEAT_MS", 15_000),
+            stream_buffer_events=_count(env, "AIRY_STREAM_BUFFER_EVENTS", 10_000),
         )
         return settings
 
@@ -136,6 +140,15 @@ def _bytes(env: Mapping[str, str], name: str, default: int) -> int:
         return default
     if not value.isdigit() or int(value) <= 0:
         raise ConfigError(f"{name} must be a positive whole number of bytes, got {value!r}")
+    return int(value)
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _text(env, name)
+    if value is None:
+        return default
+    if not value.isdigit() or int(value) <= 0:
+        raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
     return int(value)
 
 

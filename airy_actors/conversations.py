@@ -185,8 +185,7 @@ def insert_contact_messages(messages: Sequence[ContactMessage]) -> StoredContact
     if created:
         _update_conversations(created)
         if "message.created" in outbox.subscribed_event_types():
-            for message in created:
-                outbox.message_created(Message(**_message_row(message)))
+            outbox.messages_created([Message(**_message_row(message)) for message in created])
     return StoredContactMessages(new, contacts_created)
 
 

@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from prometheus_client import REGISTRY, Counter, Histogram, disable_created_metrics
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
@@ -72,6 +72,15 @@ integrator_deliveries = Counter(
     "airy_integrator_deliveries_total",
     "Attempts to deliver an event to an integrator's webhook: delivered, failed (for good) or retried (later).",
     ["outcome"],
+)
+stream_clients = Gauge(
+    "airy_event_stream_clients",
+    "Clients connected to GET /events.stream, summed over the live web processes.",
+    multiprocess_mode="livesum",
+)
+stream_slow_disconnects = Counter(
+    "airy_event_stream_slow_disconnects_total",
+    "Event stream clients disconnected because they read slower than events came (their buffer was full).",
 )
 
 WEBHOOK_OUTCOMES = ("200", "400", "403", "413", "503")

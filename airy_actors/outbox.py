@@ -7,11 +7,16 @@ a rollback takes the event with it. After the commit, the triggers registered wi
 (peewee's ``after_commit``): the workers register one that enqueues a drain. The drain also runs every second,
 so an event whose enqueue was lost still leaves within about a second.
 
-When nobody subscribed to an event type, nothing is written. Which types have subscribers is cached per
-process for :data:`SUBSCRIPTIONS_CACHE_MS`; ``/webhooks.subscribe`` waits that long before it answers, so
+When nobody subscribed to an event type and no client of the event stream connected within its window
+(``stream_listeners``), nothing is written. Which types are wanted is cached per process for
+:data:`SUBSCRIPTIONS_CACHE_MS`; ``/webhooks.subscribe`` waits that long before it answers, so
 every change written after a subscription was answered reaches it. Changes whose transaction was already
 running when the subscription was created may or may not reach it; changes written before it never do (the
-subscription remembers the newest outbox id of its creation, see ``integrations.subscribe``).
+subscription remembers the newest outbox id of its creation, see ``integrations.subscribe``). A stream client
+that is the first within the window is answered that long after it was recorded, for the same reason.
+
+On PostgreSQL each event also records its transaction's id, or its conversation's newest event's if higher
+(``tx``), which the event stream orders by.
 """
 
 from __future__ import annotations
@@ -22,15 +27,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import peewee
+
 from airy_actors.db import database, is_postgres
 from airy_actors.models import Channel, Contact, Conversation, Message
 from airy_actors.models.integrations import EVENT_TYPES, OutboxEvent, WebhookSubscription
 from airy_actors.representations import channel_json, conversation_json, message_json
+from airy_actors.stream_listeners import STREAM_WINDOW_MS, listened_since
 from airy_actors.timestamps import now_ms
 
 logger = logging.getLogger(__name__)
 
 SUBSCRIPTIONS_CACHE_MS = 500
+INSERT_CHUNK = 200
 
 _lock = threading.Lock()
 _cached: tuple[float, frozenset[str]] | None = None  # (monotonic expiry, subscribed event types)
@@ -41,6 +50,32 @@ _triggers: list[Callable[[], None]] = []
 def message_created(message: Message) -> None:
     """Records that ``message`` was stored. Call it inside the transaction that inserted it."""
     _write("message.created", message.conversation_id, lambda: _message_payload(message))
+
+
+def messages_created(messages: list[Message]) -> None:
+    """Records that ``messages`` were stored, in order, with one INSERT per :data:`INSERT_CHUNK` of them.
+
+    Call it inside the transaction that inserted them. The same events as :func:`message_created` for each, at
+    the cost of a few round trips instead of one per message: a transaction storing a batch of messages ends
+    sooner, and the event stream, which waits for older transactions to end, is the sooner for it.
+    """
+    if not messages or "message.created" not in subscribed_event_types():
+        return
+    _warn_outside_transaction("message.created")
+    timestamp = now_ms()
+    rows = [
+        {
+            "type": "message.created",
+            "ordering_key": message.conversation_id,
+            "payload": _message_payload(message),
+            "timestamp": timestamp,
+            "tx": _stream_order(message.conversation_id),
+        }
+        for message in messages
+    ]
+    for start in range(0, len(rows), INSERT_CHUNK):
+        OutboxEvent.insert_many(rows[start : start + INSERT_CHUNK]).execute()
+    _kick_after_commit()
 
 
 def message_updated(message: Message) -> None:
@@ -80,7 +115,10 @@ def kick() -> None:
 
 
 def subscribed_event_types() -> frozenset[str]:
-    """The event types that at least one subscription wants, cached for :data:`SUBSCRIPTIONS_CACHE_MS`."""
+    """The event types that someone wants, cached for :data:`SUBSCRIPTIONS_CACHE_MS`.
+
+    Those of the subscriptions; every type while an event stream client connected within the stream's window.
+    """
     global _cached
     cached = _cached
     started = time.monotonic()
@@ -88,8 +126,11 @@ def subscribed_event_types() -> frozenset[str]:
         return cached[1]
     generation = _generation
     types: set[str] = set()
-    for (events,) in WebhookSubscription.select(WebhookSubscription.events).tuples():
-        types.update(EVENT_TYPES if events is None else events)
+    if listened_since(now_ms() - STREAM_WINDOW_MS):
+        types.update(EVENT_TYPES)
+    else:
+        for (events,) in WebhookSubscription.select(WebhookSubscription.events).tuples():
+            types.update(EVENT_TYPES if events is None else events)
     result = frozenset(types)
     with _lock:
         if generation == _generation:  # a forget() meanwhile means this answer may be stale already
@@ -108,11 +149,38 @@ def forget_subscriptions() -> None:
 def _write(event_type: str, ordering_key: str, render: Callable[[], dict[str, Any]]) -> None:
     if event_type not in subscribed_event_types():
         return
+    _warn_outside_transaction(event_type)
+    OutboxEvent.insert(
+        type=event_type,
+        ordering_key=ordering_key,
+        payload=render(),
+        timestamp=now_ms(),
+        tx=_stream_order(ordering_key),
+    ).execute()
+    _kick_after_commit()
+
+
+def _warn_outside_transaction(event_type: str) -> None:
     if not database.in_transaction():
         # Two separate commits could keep the change and lose the event: say so loudly, but keep the event.
         logger.error("outbox event written outside a transaction", extra={"type": event_type})
-    OutboxEvent.insert(type=event_type, ordering_key=ordering_key, payload=render(), timestamp=now_ms()).execute()
-    _kick_after_commit()
+
+
+def _stream_order(ordering_key: str) -> peewee.Node | int:
+    """The event's ``tx``: the writing transaction's id (PostgreSQL 13 on), or its key's newest ``tx`` if higher.
+
+    Any value at least the writer's own id keeps the stream from skipping events (``event_stream``). Taking the
+    key's newest as well keeps a conversation's events in commit order: a transaction that got its id early,
+    then waited on the conversation's row lock for a younger one to commit, writes its event after that one's,
+    and must not be ordered before it. SQLite serializes writers: its ids are commit order, and tx is 0.
+    """
+    if not is_postgres():
+        return 0
+    return peewee.SQL(
+        "GREATEST(pg_current_xact_id()::text::bigint,"
+        " COALESCE((SELECT max(tx) FROM outbox_event WHERE ordering_key = %s), 0))",
+        [ordering_key],
+    )
 
 
 def _kick_after_commit() -> None:

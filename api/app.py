@@ -19,11 +19,13 @@ from airy_actors.runtime import prepare_process
 from api import facebook_writer, send_writer
 from api.auth import SystemTokenAuth
 from api.errors import EXCEPTION_HANDLERS
+from api.event_hub import EventHub
 from api.request_metrics import RequestMetrics
 from api.routes import (
     channels,
     conversations,
     documentation,
+    event_stream,
     events,
     facebook_webhook,
     handover,
@@ -53,6 +55,7 @@ def routes() -> list[Route]:
         *sending.ROUTES,
         *integrations.ROUTES,
         *events.ROUTES,
+        *event_stream.ROUTES,
         *media.ROUTES,
         *handover.ROUTES,
     ]
@@ -79,13 +82,18 @@ WRITERS_CLOSE_TIMEOUT_S = 5.0
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    """The webhook's writer starts with the web, to drain a spool that a stopped web left behind.
+    """The webhook's writer starts with the web, to drain a spool that a stopped web left behind, and so does
+    the event stream's reader of the outbox.
 
     When the web stops, its writers finish: the webhook requests they hold back are enqueued at once. Otherwise
     those answered in the last few milliseconds would wait for the sweeper (30 s and more).
     """
     facebook_writer.writer.start()
+    hub = EventHub(buffer_events=app.state.settings.stream_buffer_events)
+    app.state.event_hub = hub
+    hub.start()
     yield
+    await hub.stop()
     for writer in (facebook_writer.writer, send_writer.writer):
         await asyncio.to_thread(writer.close, WRITERS_CLOSE_TIMEOUT_S)
     process_ended()

@@ -12,7 +12,9 @@ arms no timer before a request's headers are in. ``GuardedHttpProtocol`` adds wh
   (unless an answer is already under way) and the connection closed;
 - a connection beyond ``MAX_CONCURRENCY`` open ones is answered 503 at once and closed, before anything of it is
   read. Slow clients hold at most that many connections, each with a head of at most ``MAX_HEADER_BYTES`` or a
-  body (uvicorn stops reading once 64 KiB wait for the app; the API's endpoints take 1 MiB at most).
+  body (uvicorn stops reading once 64 KiB wait for the app; the API's endpoints take 1 MiB at most);
+- an event stream (``ENDLESS_PATHS``) is cut as soon as the server stops, rather than holding the stop for its
+  graceful timeout, and can drop its connection at once (``ABORT_EXTENSION``) when its client stops reading.
 
 The common request (a whole request in one read, on a kept-alive connection) costs a few attribute updates and
 no timer: the deadlines are armed only when a read ends inside a head or a body.
@@ -41,6 +43,13 @@ BODY_TIMEOUT_MS = 30_000
 MAX_CONCURRENCY = 256
 KEEP_ALIVE_TIMEOUT_S = 5
 GRACEFUL_SHUTDOWN_TIMEOUT_S = 10
+# Responses that never end by themselves: a stopping server closes them at once rather than waiting its
+# graceful timeout for them; their clients reconnect (to another web) with Last-Event-ID.
+ENDLESS_PATHS = frozenset({"/events.stream"})
+# The scope extension through which such a response drops its connection at once (a client that stopped reading):
+# ``scope["extensions"][ABORT_EXTENSION]["abort"]()``. Ending the response would wait, for ever, until the client
+# took what its socket holds.
+ABORT_EXTENSION = "airy.connection.abort"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +109,20 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
         super().connection_lost(exc)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        # The ASGI task is scheduled, not started: the scope can still be given the extension.
+        if self.scope["path"] in ENDLESS_PATHS:
+            self.scope.setdefault("extensions", {})[ABORT_EXTENSION] = {"abort": self.transport.abort}
+
+    def shutdown(self) -> None:
+        """The server stops: idle connections close, answers under way finish, endless ones are cut now."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and cycle.scope["path"] in ENDLESS_PATHS:
+            self.transport.abort()  # what a full socket still holds is dropped: the client resumes from its id
+            return
+        super().shutdown()
 
     def data_received(self, data: bytes) -> None:
         # The hot path, which a whole request in one read takes: inline, and no timer.

@@ -14,6 +14,7 @@ from airy_actors.integrations.policy import delivery_policy
 from airy_actors.integrations.subscriptions import get_subscription
 from airy_actors.models.integrations import OutboxEvent, WebhookDelivery, WebhookSubscription
 from airy_actors.pagination import paginate
+from airy_actors.stream_listeners import STREAM_WINDOW_MS
 from airy_actors.timestamps import iso_ms, now_ms
 
 logger = logging.getLogger(__name__)
@@ -121,8 +122,9 @@ def give_up_overdue(limit: int = 1000) -> int:
 def prune(limit: int = 1000) -> int:
     """Deletes finished deliveries older than the retention, and events nobody needs any more.
 
-    The newest event is always kept: SQLite reuses the highest id once it is deleted, and subscriptions
-    compare ids (``start_after_event_id``).
+    An event is kept while a delivery refers to it, and at least the event stream's window (24 hours) after
+    it was written, for stream clients that reconnect. The newest event is always kept: SQLite reuses the
+    highest id once it is deleted, and subscriptions compare ids (``start_after_event_id``).
 
     Returns:
       How many rows were deleted.
@@ -143,6 +145,7 @@ def prune(limit: int = 1000) -> int:
         .where(
             WebhookDelivery.id.is_null()
             & (OutboxEvent.dispatched_at < now - STALE_GRACE_MS)
+            & (OutboxEvent.timestamp < now - STREAM_WINDOW_MS)
             & (OutboxEvent.id < newest)
         )
         .limit(limit)

@@ -38,7 +38,13 @@ class WebhookSubscription(BaseModel):
 
 
 class OutboxEvent(BaseModel):
-    """A change, written in the transaction that made it, waiting to be fanned out to subscriptions."""
+    """A change, written in the transaction that made it, waiting to be fanned out to subscriptions.
+
+    ``tx`` is the id of the writing transaction on PostgreSQL, or the ``tx`` of its ordering key's newest event
+    when that is higher (0 on SQLite, whose writes are serialized): the event stream reads events in (tx, id)
+    order, only those whose transaction has ended, so that an event whose transaction commits after a later
+    id's is never skipped, and a conversation's events come in commit order (``airy_actors.event_stream``).
+    """
 
     id = peewee.BigAutoField()
     type = peewee.CharField(max_length=32)
@@ -46,9 +52,20 @@ class OutboxEvent(BaseModel):
     payload = JSONField()
     timestamp = peewee.BigIntegerField(default=now_ms)
     dispatched_at = peewee.BigIntegerField(null=True)
+    tx = peewee.BigIntegerField(default=0)
 
     class Meta:
-        indexes = ((("dispatched_at", "id"), False),)
+        indexes = ((("dispatched_at", "id"), False), (("tx", "id"), False), (("ordering_key", "tx"), False))
+
+
+class EventStreamListener(BaseModel):
+    """One row: when a client last connected to (or was still connected to) ``GET /events.stream``.
+
+    While it is within the stream's window, the outbox writes every event type, subscribed to or not.
+    """
+
+    id = peewee.IntegerField(primary_key=True)
+    last_connected_at = peewee.BigIntegerField()
 
 
 class WebhookDelivery(BaseModel):
@@ -83,4 +100,4 @@ class WebhookDelivery(BaseModel):
         )
 
 
-MODELS: list[type[BaseModel]] = [WebhookSubscription, OutboxEvent, WebhookDelivery]
+MODELS: list[type[BaseModel]] = [WebhookSubscription, OutboxEvent, WebhookDelivery, EventStreamListener]

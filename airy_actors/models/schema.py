@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import peewee
 from playhouse.migrate import SchemaMigrator, migrate
 
 from airy_actors.db import database
@@ -32,12 +33,21 @@ MODELS: list[type[BaseModel]] = [
 
 
 def create_schema() -> None:
-    """Creates missing tables and adds columns that newer code declares to existing ones.
+    """Creates missing tables, adds columns that newer code declares to existing ones, then missing indexes.
 
-    Columns are only ever added, with the model's default, so an older database is migrated in place. The
-    caller holds the connection.
+    Columns are only ever added, with the model's default, so an older database is migrated in place. Indexes
+    come after the columns they cover: PostgreSQL refuses an index on a column not yet added, and SQLite would
+    take its double-quoted name for a string and build an index that the column's addition then corrupts.
+    The caller holds the connection.
     """
-    database.create_tables(MODELS, safe=True)
+    for model in peewee.sort_models(MODELS):
+        model._schema.create_table(safe=True)
+    _add_missing_columns()
+    for model in MODELS:
+        model._schema.create_indexes(safe=True)
+
+
+def _add_missing_columns() -> None:
     migrator = SchemaMigrator.from_database(database.obj)
     for model in MODELS:
         table = model._meta.table_name

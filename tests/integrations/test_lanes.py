@@ -116,7 +116,7 @@ def test_pruning_keeps_pending_work_and_the_newest_event(subscription):
     newest = OutboxEvent.create(type="channel.updated", ordering_key="c3", payload={}, dispatched_at=now_ms())
     old = now_ms() - integrations.delivery_policy().retention_ms - 1
     WebhookDelivery.update(updated_at=old).execute()
-    OutboxEvent.update(dispatched_at=old).execute()
+    OutboxEvent.update(dispatched_at=old, timestamp=old).execute()
     # The three delivered deliveries go, with their events; the pending one stays, and so does the newest event.
     assert integrations.prune() == 6
     assert statuses() == ["pending"]

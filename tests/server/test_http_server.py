@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
 
 from api.http_server import MAX_HEADER_BYTES, GuardedHttpProtocol, server_options
 from tests.server.raw_http import (
@@ -255,3 +261,31 @@ def test_server_options_keep_todays_logging_and_shutdown():
     assert options["http"] is GuardedHttpProtocol
     assert options["log_config"] is None and options["access_log"] is False
     assert options["timeout_graceful_shutdown"] == 10
+
+
+def endless_app() -> Starlette:
+    """``GET /events.stream`` writes a line every 50 ms, for ever."""
+
+    async def lines():  # type: ignore[no-untyped-def]
+        while True:
+            yield b": still here\n\n"
+            await asyncio.sleep(0.05)
+
+    async def stream(request: Request) -> StreamingResponse:
+        return StreamingResponse(lines(), media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/events.stream", stream)])
+
+
+def test_a_stopping_server_cuts_an_event_stream_at_once(serve):
+    # Given a client reading an event stream, which never ends by itself
+    server = serve(endless_app())
+    client = server.connect()
+    client.sendall(request(path="/events.stream"))
+    assert client.recv(4096).startswith(b"HTTP/1.1 200")
+    # When the server stops
+    started = time.monotonic()
+    server.stop()
+    # Then it does not wait its graceful timeout (2 s here) for the stream, and the client sees the end
+    assert time.monotonic() - started < 1.5
+    assert read_until_closed(client, timeout=2) is not None
