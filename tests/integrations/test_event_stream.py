@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Iterator
 
@@ -170,7 +171,7 @@ def test_a_reader_that_stops_reading_is_disconnected_while_others_keep_receiving
             reading.close()
 
 
-def test_behind_the_products_server_a_stalled_readers_connection_is_dropped_at_once(db, broker, fake_graph):
+def test_behind_the_products_server_a_stalled_readers_connection_is_dropped_at_once(db, broker, fake_graph, caplog):
     # The product's protocol lets the stream abort the connection: without it, closing would wait until the
     # stalled reader took what its socket holds, that is for ever.
     server = GuardedServer(create_app(dataclasses.replace(get_settings(), stream_buffer_events=100))).start()
@@ -186,6 +187,8 @@ def test_behind_the_products_server_a_stalled_readers_connection_is_dropped_at_o
         wait_until(lambda: server.connections == 1, timeout=10, message="the stalled connection dropped")
         wait_until(lambda: len(reading.events) >= 600, timeout=15, message="every event")
         assert reading.ids() == outbox_ids()
+        # A dropped reader is a disconnected client to the server, not an error of the app
+        assert not [record for record in caplog.records if record.levelno >= logging.ERROR], caplog.text
     finally:
         stalled.close()
         reading.close()
