@@ -13,6 +13,7 @@ from airy_actors.models import Channel
 from airy_actors.models.integrations import EventStreamListener, OutboxEvent
 from airy_actors.timestamps import now_ms
 from tests.support import wait_until
+from workers import integrations as workers_integrations
 
 DAY_MS = stream_listeners.STREAM_WINDOW_MS
 
@@ -101,3 +102,16 @@ def test_the_stream_settings_are_read_from_the_environment():
     for name, value in (("AIRY_STREAM_HEARTBEAT_MS", "soon"), ("AIRY_STREAM_BUFFER_EVENTS", "0")):
         with pytest.raises(ConfigError, match=name):
             Settings.from_environ({name: value})
+
+
+def test_a_sweep_prunes_batch_after_batch_what_is_due(channel, monkeypatch):
+    # Given more events past the window than one batch of the prune holds
+    monkeypatch.setattr(workers_integrations, "PRUNE_BATCH", 10)
+    stream_listeners.record_listener()
+    outbox.forget_subscriptions()
+    channel_updated(channel, 35)
+    integrations.drain_outbox()
+    OutboxEvent.update(dispatched_at=now_ms() - 60_000, timestamp=now_ms() - DAY_MS - 1).execute()
+    # When one sweep runs, every due event is gone but the newest (kept: ids are compared against it)
+    assert workers_integrations.prune_webhook_history() == 34
+    assert OutboxEvent.select().count() == 1
