@@ -15,6 +15,12 @@ from collections.abc import Iterator
 
 import pytest
 
+# pytest loads this file as the module `conftest`: importing it from a test as `tests.conftest` would run it again,
+# with another SESSION, and point the environment of every process started afterwards at a database that does
+# not exist. Shared helpers live in tests/support.py.
+if os.environ.get("AIRY_TEST_SESSION_OF") == str(os.getpid()):
+    raise ImportError("tests/conftest.py is loaded by pytest; import what it offers from tests.support instead")
+os.environ["AIRY_TEST_SESSION_OF"] = str(os.getpid())
 SESSION = secrets.token_hex(4)
 REDIS_URL = os.environ.get("AIRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_ADMIN_URL = os.environ.get("AIRY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI
-
+# Never imported from tests/conftest.py: pytest loads it as `conftest`, and `tests.conftest` would run it again,
+# choosing another session database for every process the tests start from then on.
+IN_CI = os.environ.get("CI", "").lower() == "true"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
