@@ -78,7 +78,7 @@ def parse_json(raw: bytes) -> Any:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"body is not valid JSON: {_refusal(raw, exc)}") from None
-    if _deeper_than(value, MAX_DEPTH):
+    if _deeper_than(raw, MAX_DEPTH):
         raise BadRequest(f"body is nested deeper than {MAX_DEPTH} levels")
     return value
 
@@ -100,20 +100,28 @@ def _refusal(raw: bytes, error: orjson.JSONDecodeError) -> str:
     return f"{error.msg} at character {error.pos}"
 
 
-def _deeper_than(value: Any, limit: int) -> bool:
-    pending = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            return True
-        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_AS_BRACES = bytes.maketrans(b"[]", b"{}")  # in a valid document every bracket closes its own kind
+
+
+def _deeper_than(raw: bytes, limit: int) -> bool:
+    """Whether the JSON document ``raw`` (valid: decoded already) nests deeper than ``limit`` levels.
+
+    Bytes methods only, which run at C speed: walking the decoded value in Python cost the webhook an eighth of
+    its CPU. A body with no more brackets than ``limit`` cannot be deeper. Otherwise the strings are cut out
+    (their escaped backslashes and quotes first, so that every quote left opens or closes one), the brackets
+    kept (as braces), and the innermost empty pairs removed, one level a pass: what is left after ``limit``
+    passes is deeper.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    outside_strings = b"".join(raw.replace(b"\\\\", b"").replace(b'\\"', b"").split(b'"')[::2])
+    brackets = outside_strings.translate(_AS_BRACES, _NOT_BRACKETS)
+    for _ in range(limit):
+        brackets = brackets.replace(b"{}", b"")
+        if not brackets:
+            return False
+    return True
 
 
 def require_json_object(raw: bytes) -> None:
@@ -132,7 +140,7 @@ def require_json_object(raw: bytes) -> None:
         value = _with_surrogates(raw, error)
     if not isinstance(value, dict):
         raise BadRequest("body must be a JSON object")
-    if _deeper_than(value, MAX_DEPTH):
+    if _deeper_than(raw, MAX_DEPTH):
         raise BadRequest(f"body is nested deeper than {MAX_DEPTH} levels")
 
 
