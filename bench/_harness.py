@@ -562,6 +562,9 @@ async def _open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     return reader, writer
 
 
+ANSWER_TIMEOUT_S = 30.0  # a request still unanswered after this stops the benchmark, instead of hanging it
+
+
 async def _exchange(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
@@ -573,7 +576,11 @@ async def _exchange(
     measured = measuring()  # a request counts in the window in which it was sent
     started = time.perf_counter()
     writer.write(raw)
-    status = await _read_response(reader)
+    try:
+        status = await asyncio.wait_for(_read_response(reader), ANSWER_TIMEOUT_S)
+    except TimeoutError:
+        stalled = f"request {number} had no answer within {ANSWER_TIMEOUT_S:.0f} s: the server stalled"
+        raise SystemExit(stalled) from None
     if measured:
         result.statuses[status] += 1
         result.latencies_s.append(time.perf_counter() - started)
