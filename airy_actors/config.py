@@ -135,20 +135,15 @@ def _milliseconds(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 def _bytes(env: Mapping[str, str], name: str, default: int) -> int:
+    return _count(env, name, default, unit=" of bytes")
+
+
+def _count(env: Mapping[str, str], name: str, default: int, unit: str = "") -> int:
     value = _text(env, name)
     if value is None:
         return default
     if not value.isdigit() or int(value) <= 0:
-        raise ConfigError(f"{name} must be a positive whole number of bytes, got {value!r}")
-    return int(value)
-
-
-def _count(env: Mapping[str, str], name: str, default: int) -> int:
-    value = _text(env, name)
-    if value is None:
-        return default
-    if not value.isdigit() or int(value) <= 0:
-        raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
+        raise ConfigError(f"{name} must be a positive whole number{unit}, got {value!r}")
     return int(value)
 
 

@@ -64,14 +64,7 @@ def messages_created(messages: list[Message]) -> None:
     _warn_outside_transaction("message.created")
     timestamp = now_ms()
     rows = [
-        {
-            "type": "message.created",
-            "ordering_key": message.conversation_id,
-            "payload": _message_payload(message),
-            "timestamp": timestamp,
-            "tx": _stream_order(message.conversation_id),
-        }
-        for message in messages
+        _row("message.created", message.conversation_id, _message_payload(message), timestamp) for message in messages
     ]
     for start in range(0, len(rows), INSERT_CHUNK):
         OutboxEvent.insert_many(rows[start : start + INSERT_CHUNK]).execute()
@@ -150,14 +143,18 @@ def _write(event_type: str, ordering_key: str, render: Callable[[], dict[str, An
     if event_type not in subscribed_event_types():
         return
     _warn_outside_transaction(event_type)
-    OutboxEvent.insert(
-        type=event_type,
-        ordering_key=ordering_key,
-        payload=render(),
-        timestamp=now_ms(),
-        tx=_stream_order(ordering_key),
-    ).execute()
+    OutboxEvent.insert(_row(event_type, ordering_key, render(), now_ms())).execute()
     _kick_after_commit()
+
+
+def _row(event_type: str, ordering_key: str, payload: dict[str, Any], timestamp: int) -> dict[str, Any]:
+    return {
+        "type": event_type,
+        "ordering_key": ordering_key,
+        "payload": payload,
+        "timestamp": timestamp,
+        "tx": _stream_order(ordering_key),
+    }
 
 
 def _warn_outside_transaction(event_type: str) -> None:
