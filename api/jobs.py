@@ -12,12 +12,14 @@ import dramatiq
 import redis
 import redis.asyncio
 from dramatiq.errors import BrokerError
+from starlette.requests import Request
 
 from airy_actors import jobs
 from airy_actors.config import get_settings
 from airy_actors.db import database
 from airy_actors.errors import Unavailable
 from airy_actors.models import Job
+from api.responses import JSONResponse
 from workers.jobs import note_key
 
 logger = logging.getLogger(__name__)
@@ -48,24 +50,26 @@ def submit(kind: str, actor: dramatiq.Actor, arguments: dict[str, Any], secrets:
 
 
 async def submit_and_wait(
+    request: Request,
     kind: str,
     actor: dramatiq.Actor,
     arguments: dict[str, Any],
     *,
     secrets: dict[str, str] | None = None,
-    timeout_ms: int,
-) -> jobs.Answer:
-    """Runs ``actor`` as a job and waits for it up to ``timeout_ms``: the body of a synchronous endpoint.
+) -> JSONResponse:
+    """Runs ``actor`` as a job and waits for it up to ``AIRY_SYNC_TIMEOUT_MS``: the body of a synchronous endpoint.
 
     Returns:
       200 and the result; the job's error status and ``{"message"}``; or 202 and the job id to poll.
     """
+    timeout_ms = request.app.state.settings.sync_timeout_ms
     job_id = await anyio.to_thread.run_sync(_in_database, submit, kind, actor, arguments, secrets)
     job = await wait_for_job(job_id, timeout_ms)
     if job.status != jobs.PENDING:
         # The client never saw this job's id: nobody will ask for it.
         await anyio.to_thread.run_sync(_in_database, jobs.forget_job, job_id)
-    return jobs.answer(job)
+    answer = jobs.answer(job)
+    return JSONResponse(answer.body, status_code=answer.status_code)
 
 
 async def wait_for_job(job_id: str, timeout_ms: int) -> Job:

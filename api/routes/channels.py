@@ -15,7 +15,6 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from airy_actors import channels, jobs
-from airy_actors.config import Settings
 from api import answer_schemas, schemas
 from api import jobs as job_waits
 from api.database import in_database
@@ -25,14 +24,6 @@ from api.routes.facebook_webhook import facebook_configured
 from workers.channels import connect_page, disconnect_page, explore_pages
 
 logger = logging.getLogger(__name__)
-
-
-def _settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-def _respond(answer: jobs.Answer) -> JSONResponse:
-    return JSONResponse(answer.body, status_code=answer.status_code)
 
 
 @operation(
@@ -45,14 +36,9 @@ def _respond(answer: jobs.Answer) -> JSONResponse:
 )
 async def facebook_connect(request: Request, body: schemas.FacebookConnect) -> JSONResponse:
     arguments = {"page_id": body.page_id, "name": body.name, "image_url": body.image_url}
-    answer = await job_waits.submit_and_wait(
-        "facebook.connect",
-        connect_page,
-        arguments,
-        secrets={"page_token": body.page_token},
-        timeout_ms=_settings(request).sync_timeout_ms,
+    return await job_waits.submit_and_wait(
+        request, "facebook.connect", connect_page, arguments, secrets={"page_token": body.page_token}
     )
-    return _respond(answer)
 
 
 @operation(
@@ -64,14 +50,9 @@ async def facebook_connect(request: Request, body: schemas.FacebookConnect) -> J
     description=job_waits.SYNCHRONOUS,
 )
 async def facebook_explore(request: Request, body: schemas.FacebookExplore) -> JSONResponse:
-    answer = await job_waits.submit_and_wait(
-        "facebook.explore",
-        explore_pages,
-        {},
-        secrets={"auth_token": body.auth_token},
-        timeout_ms=_settings(request).sync_timeout_ms,
+    return await job_waits.submit_and_wait(
+        request, "facebook.explore", explore_pages, {}, secrets={"auth_token": body.auth_token}
     )
-    return _respond(answer)
 
 
 @operation(
@@ -83,8 +64,16 @@ async def facebook_explore(request: Request, body: schemas.FacebookExplore) -> J
     description="An unknown channel id is 400 (per the seed); an already disconnected channel is 202.",
 )
 async def facebook_disconnect(request: Request, body: schemas.ChannelRef) -> JSONResponse:
-    channel_id = body.channel_id
-    if await in_database(channels.begin_disconnect, channel_id):
+    return await disconnect(body.channel_id)
+
+
+async def disconnect(channel_id: str, source: str | None = None) -> JSONResponse:
+    """Disconnects a channel at once (of ``source``, when given) and enqueues its unsubscription: 202.
+
+    Raises:
+      BadRequest: when no such channel exists (of that source).
+    """
+    if await in_database(channels.begin_disconnect, channel_id, source=source):
         try:
             disconnect_page.send(channel_id)
         except (BrokerError, redis.RedisError):

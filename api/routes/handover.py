@@ -31,13 +31,7 @@ async def conversations_pass_thread_control(request: Request, body: schemas.Pass
         "target_app_id": body.target_app_id,
         "metadata": body.metadata,
     }
-    answer = await job_waits.submit_and_wait(
-        "conversations.passThreadControl",
-        pass_thread_control,
-        arguments,
-        timeout_ms=request.app.state.settings.sync_timeout_ms,
-    )
-    return JSONResponse(answer.body, status_code=answer.status_code)
+    return await job_waits.submit_and_wait(request, "conversations.passThreadControl", pass_thread_control, arguments)
 
 
 @operation(
@@ -50,13 +44,7 @@ async def conversations_pass_thread_control(request: Request, body: schemas.Pass
 )
 async def conversations_take_thread_control(request: Request, body: schemas.TakeThreadControl) -> JSONResponse:
     arguments = {"conversation_id": body.conversation_id, "metadata": body.metadata}
-    answer = await job_waits.submit_and_wait(
-        "conversations.takeThreadControl",
-        take_thread_control,
-        arguments,
-        timeout_ms=request.app.state.settings.sync_timeout_ms,
-    )
-    return JSONResponse(answer.body, status_code=answer.status_code)
+    return await job_waits.submit_and_wait(request, "conversations.takeThreadControl", take_thread_control, arguments)
 
 
 ROUTES: list[Route] = [

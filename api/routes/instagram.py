@@ -7,25 +7,17 @@ channel within ``AIRY_SYNC_TIMEOUT_MS``, else 202 with a job to poll with ``jobs
 
 from __future__ import annotations
 
-import logging
-
-import redis
-from dramatiq.errors import BrokerError
 from starlette.requests import Request
 from starlette.routing import Route
 
-from airy_actors import channels
-from airy_actors.config import Settings
 from airy_actors.models import INSTAGRAM
 from api import answer_schemas, schemas
 from api import jobs as job_waits
-from api.database import in_database
 from api.operations import operation
 from api.responses import JSONResponse
+from api.routes.channels import disconnect
 from api.routes.facebook_webhook import facebook_configured
-from workers.channels import connect_instagram_account, disconnect_page
-
-logger = logging.getLogger(__name__)
+from workers.channels import connect_instagram_account
 
 
 @operation(
@@ -37,16 +29,10 @@ logger = logging.getLogger(__name__)
     description=job_waits.SYNCHRONOUS,
 )
 async def instagram_connect(request: Request, body: schemas.InstagramConnect) -> JSONResponse:
-    settings: Settings = request.app.state.settings
     arguments = {"page_id": body.page_id, "account_id": body.account_id, "name": body.name, "image_url": body.image_url}
-    answer = await job_waits.submit_and_wait(
-        "instagram.connect",
-        connect_instagram_account,
-        arguments,
-        secrets={"page_token": body.page_token},
-        timeout_ms=settings.sync_timeout_ms,
+    return await job_waits.submit_and_wait(
+        request, "instagram.connect", connect_instagram_account, arguments, secrets={"page_token": body.page_token}
     )
-    return JSONResponse(answer.body, status_code=answer.status_code)
 
 
 @operation(
@@ -58,14 +44,7 @@ async def instagram_connect(request: Request, body: schemas.InstagramConnect) ->
     description="An unknown channel id, or one of another source, is 400; an already disconnected channel is 202.",
 )
 async def instagram_disconnect(request: Request, body: schemas.ChannelRef) -> JSONResponse:
-    channel_id = body.channel_id
-    if await in_database(channels.begin_disconnect, channel_id, source=INSTAGRAM):
-        try:
-            disconnect_page.send(channel_id)
-        except (BrokerError, redis.RedisError):
-            # The channel is disconnected already; the sweeper unsubscribes and deletes the token later.
-            logger.warning("could not enqueue a disconnect", extra={"channel_id": channel_id})
-    return JSONResponse({}, status_code=202)
+    return await disconnect(body.channel_id, source=INSTAGRAM)
 
 
 ROUTES: list[Route] = [
