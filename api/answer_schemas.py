@@ -10,10 +10,11 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct
 
+from airy_actors.models import SOURCES
 from api.schemas import EventType
 
 Timestamp = Annotated[str, Meta(description="ISO-8601 UTC with milliseconds: 2021-02-02T10:00:00.000Z")]
-Source = Literal["facebook", "instagram"]
+Source = Literal[SOURCES]  # type: ignore[valid-type]
 
 
 class Error(Struct):
