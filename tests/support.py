@@ -13,6 +13,9 @@ from typing import Any, TypeVar
 
 import uvicorn
 
+from airy_actors.conversations import ensure_conversation, insert_message
+from airy_actors.models import Channel, Conversation
+from airy_actors.timestamps import now_ms
 from airy_actors.webhook_requests import store_webhook_requests
 
 T = TypeVar("T")
@@ -146,3 +149,20 @@ def receipt(page_id: str, psid: str, kind: str, watermark: int, mids: list[str] 
 def store_webhook_request(body: bytes) -> tuple[int, bool]:
     """Stores one signed webhook body as the web does; returns its row id and whether it is new."""
     return store_webhook_requests([body])[0]
+
+
+def stored_conversation(message_id: str) -> tuple[Channel, Conversation]:
+    """A channel (page 1001) with a conversation (contact 2001) holding one delivered contact message."""
+    channel = Channel.create(source_channel_id="1001", name="Acme", page_token="PAGE-TOKEN")
+    conversation = ensure_conversation(channel, "2001").conversation
+    insert_message(
+        conversation,
+        message_id=message_id,
+        source_message_id="m_1",
+        content={"message": {"text": "hello"}},
+        from_contact=True,
+        sender_id="2001",
+        sent_at=now_ms(),
+        delivery_state="delivered",
+    )
+    return channel, conversation

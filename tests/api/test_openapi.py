@@ -14,11 +14,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from airy_actors import event_failures, integrations
-from airy_actors.conversations import ensure_conversation, insert_message
 from airy_actors.integrations.history import delivery_json
-from airy_actors.models import Channel, FailedEvent
+from airy_actors.models import FailedEvent
 from airy_actors.models.integrations import WebhookDelivery
-from airy_actors.timestamps import now_ms
 from api import answer_schemas, schemas
 from api.app import create_app, routes
 from api.openapi import MissingOperation, document
@@ -26,6 +24,7 @@ from api.operations import operation_of
 from api.routes import documentation, metrics
 from api.routes.documentation import ASSETS_PATH
 from tests.channels.pages import PAGE_ID, PAGE_NAME, PAGE_TOKEN
+from tests.support import stored_conversation
 
 MESSAGE_ID = "a0000000-0000-0000-0000-000000000001"
 UNKNOWN_ID = "00000000-0000-0000-0000-000000000000"
@@ -146,22 +145,11 @@ def conforms_to(spec: dict[str, Any], name: str, instance: Any) -> None:
 
 @pytest.fixture
 def seeded(db, fake_graph) -> dict[str, str]:
-    channel = Channel.create(source_channel_id="1001", name="Acme", page_token="PAGE-TOKEN")
-    ref = ensure_conversation(channel, "2001")
-    insert_message(
-        ref.conversation,
-        message_id=MESSAGE_ID,
-        source_message_id="m_1",
-        content={"message": {"text": "hello"}},
-        from_contact=True,
-        sender_id="2001",
-        sent_at=now_ms(),
-        delivery_state="delivered",
-    )
+    channel, conversation = stored_conversation(MESSAGE_ID)
     subscription = integrations.subscribe(
         "https://hooks.example.com/x", headers={"X-Team": "7"}, events=None, signature_key="k"
     )
-    return {"channel_id": channel.id, "conversation_id": ref.conversation.id, "subscription_id": subscription["id"]}
+    return {"channel_id": channel.id, "conversation_id": conversation.id, "subscription_id": subscription["id"]}
 
 
 def test_answers_conform_to_their_documented_schemas(api, spec, seeded):

@@ -16,9 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from airy_actors.conversations import ensure_conversation, insert_message
-from airy_actors.models import Channel
-from airy_actors.timestamps import now_ms
+from tests.support import stored_conversation
 
 TOKEN = "schemathesis-token"
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
@@ -31,18 +29,7 @@ RUN_TIMEOUT_S = 240 * max(1, MAX_EXAMPLES // 8)
 
 def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(serve_app, worker, tmp_path: Path):
     # Given a channel, a conversation and a message, so that some generated ids may be found
-    channel = Channel.create(source_channel_id="1001", name="Acme", page_token="PAGE-TOKEN")
-    conversation = ensure_conversation(channel, "2001").conversation
-    insert_message(
-        conversation,
-        message_id="a0000000-0000-0000-0000-000000000001",
-        source_message_id="m_1",
-        content={"message": {"text": "hello"}},
-        from_contact=True,
-        sender_id="2001",
-        sent_at=now_ms(),
-        delivery_state="delivered",
-    )
+    stored_conversation("a0000000-0000-0000-0000-000000000001")
     with serve_app(system_token=TOKEN, sync_timeout_ms=SYNC_TIMEOUT_MS) as client:
         # When Schemathesis runs every operation of the document against it
         started = time.monotonic()
