@@ -114,7 +114,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         # The ASGI task is scheduled, not started: the scope can still be given the extension.
         if self.scope["path"] in ENDLESS_PATHS:
-            self.scope.setdefault("extensions", {})[ABORT_EXTENSION] = {"abort": self.transport.abort}
+            self.scope.setdefault("extensions", {})[ABORT_EXTENSION] = {"abort": self._abort}
+
+    def _abort(self) -> None:
+        """Drops the connection now; its response, left unfinished, is one whose client went away."""
+        if self.cycle is not None:
+            self.cycle.disconnected = True
+        self.transport.abort()
 
     def shutdown(self) -> None:
         """The server stops: idle connections close, answers under way finish, endless ones are cut now."""

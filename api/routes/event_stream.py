@@ -73,9 +73,6 @@ class EventStreamResponse:
         abort = scope.get("extensions", {}).get(ABORT_EXTENSION)
         if client.dropped and abort is not None:
             abort["abort"]()
-            # The transport tells the server it lost the connection on the loop's next turn: let it, so that the
-            # server sees a disconnected client rather than a response left unfinished (an error in its log).
-            await asyncio.sleep(0)
 
     async def _stream(self, client: StreamClient, registered_at: Position, send: Send) -> None:
         position = registered_at
